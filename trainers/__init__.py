@@ -1,0 +1,1 @@
+"""Training image and text LoRAs; results are filed into the catalog."""
