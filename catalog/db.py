@@ -1,0 +1,67 @@
+"""The index database: opened in one place, WAL, migrated on open.
+
+The tree and its sidecars are the truth; everything here can be rebuilt by a
+scan, so a migration that cannot carry data over may simply clear a table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("lutnav")
+
+#: columns of ``entries`` that hold JSON (lists / dicts)
+JSON_COLUMNS = (
+    "parts", "trigger_words", "strength_range", "themes", "tags", "previews",
+    "parents", "warnings", "sources", "header_fields", "header_sources", "training",
+)
+
+#: text columns the full-text index covers
+FTS_COLUMNS = ["name", "category", "theme", "title", "trigger_words", "themes", "tags", "notes", "description"]
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["entries"].create(
+        {
+            "path": str, "kind": str, "category": str, "theme": str, "name": str,
+            "size": int, "mtime_ns": int, "inode": int, "sidecar_sig": str,
+            "format": str, "network": str, "base_model": str, "base_model_name": str,
+            "evidence": str, "rank": int, "alpha": float, "alpha_source": str,
+            "dtype": str, "tensor_count": int, "parts": str, "has_conv": int,
+            "data_size": int, "header_digest": str,
+            "title": str, "description": str, "trigger_words": str, "strength": float,
+            "strength_range": str, "negative_prompt": str, "notes": str, "themes": str,
+            "tags": str, "type": str, "base_model_claim": str, "source": str,
+            "license": str, "previews": str, "parents": str, "training": str,
+            "sources": str, "header_fields": str, "header_sources": str,
+            "card_digest": str, "warnings": str, "error": str, "scanned_at": float,
+        },
+        pk="path",
+    )
+    for cols in (["name"], ["category", "theme"], ["base_model"], ["format"], ["data_size"]):
+        db["entries"].create_index(cols)
+    db["header_metadata"].create({"path": str, "metadata": str}, pk="path")
+    db["hashes"].create(
+        {"path": str, "size": int, "mtime_ns": int, "sha256": str, "autov2": str,
+         "tensor_sha256": str, "computed_at": float},
+        pk="path",
+    )
+    db["hashes"].create_index(["tensor_sha256"])
+    db["entries"].enable_fts(FTS_COLUMNS, create_triggers=True, tokenize="unicode61 remove_diacritics 2")
+
+
+def connect(path: Path) -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the index at ``path``."""
+    conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    db.enable_wal()
+    conn.execute("PRAGMA synchronous = NORMAL")
+    if migrations.pending(db):
+        migrations.apply(db)
+    return db

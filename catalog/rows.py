@@ -1,0 +1,130 @@
+"""Turning header facts + sidecar cards into one index row.
+
+The row keeps the header-derived card fields too, so a sidecar edit re-merges
+the sources without reading the (possibly large) weights file again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from .sidecars import read_entry_cards
+from .db import JSON_COLUMNS
+from .library import Library
+from .walk import Candidate, category_theme, entry_name
+
+CARD_FIELDS = (
+    "title", "description", "trigger_words", "strength", "strength_range", "negative_prompt",
+    "notes", "themes", "tags", "type", "base_model_claim", "source", "license", "parents",
+    "training",
+)
+LIST_FIELDS = {"trigger_words", "themes", "tags", "parents"}
+
+#: how the names people write for a base model map onto detected families
+_CLAIMS = (
+    ("sdxl", "sdxl"), ("xl", "sdxl"), ("pony", "sdxl"), ("illustrious", "sdxl"),
+    ("flux", "flux"), ("sd 2", "sd2"), ("sd2", "sd2"), ("v2", "sd2"), ("2.1", "sd2"),
+    ("sd 1", "sd1"), ("sd1", "sd1"), ("1.5", "sd1"), ("v1", "sd1"), ("sd3", "sd3"),
+)
+
+
+def build_row(lib: Library, cand: Candidate, facts: dict, readme_cache: dict) -> tuple[dict, dict]:
+    """The ``entries`` row and the ``header_metadata`` row of one entry."""
+    category, theme = category_theme(cand.rel)
+    row = {
+        "path": cand.rel, "kind": cand.kind, "category": category, "theme": theme,
+        "name": entry_name(cand.rel), "size": cand.size, "mtime_ns": cand.mtime_ns,
+        "inode": cand.inode, "sidecar_sig": cand.sidecar_sig,
+        "format": None, "network": None, "base_model": "unknown", "base_model_name": None,
+        "evidence": None, "rank": None, "alpha": None, "alpha_source": None, "dtype": None,
+        "tensor_count": None, "parts": [], "has_conv": 0, "data_size": None,
+        "header_digest": None, "warnings": [], "error": None,
+        "header_fields": {}, "header_sources": {},
+    }
+    metadata = facts.pop("metadata", {}) or {}
+    row.update(facts)
+    row["warnings"] = list(row["warnings"] or [])
+    _merge_cards(lib, cand, row, readme_cache)
+    return _encode(row), {"path": cand.rel, "metadata": orjson.dumps(metadata).decode()}
+
+
+def reread_cards(lib: Library, cand: Candidate, readme_cache: dict) -> dict | None:
+    """Re-merge sidecars of an entry whose weights did not change."""
+    found = list(lib.db.query("select * from entries where path = ?", [cand.rel]))
+    if not found:
+        return None
+    row = decode(found[0])
+    row["sidecar_sig"] = cand.sidecar_sig
+    row["warnings"] = [w for w in row["warnings"] if not w.startswith(_CARD_WARNING_MARKS)]
+    _merge_cards(lib, cand, row, readme_cache)
+    return _encode(row)
+
+
+_CARD_WARNING_MARKS = ("sidecar: ", "card says ")
+
+
+def _merge_cards(lib: Library, cand: Candidate, row: dict, readme_cache: dict) -> None:
+    result = read_entry_cards(cand.abs, row["header_fields"] or {}, row["header_sources"] or {},
+                              readme_cache=readme_cache)
+    sources: dict[str, str] = {}
+    for name in CARD_FIELDS:
+        value, source = result.fields.get(name, (None, None))
+        row[name] = value if value is not None else ([] if name in LIST_FIELDS else None)
+        if source:
+            sources[name] = source
+    folder = cand.rel.rsplit("/", 1)[0] if "/" in cand.rel else ""
+    if cand.kind == "folder":
+        folder = cand.rel
+    row["previews"] = [f"{folder}/{p}" if folder else p for p in result.previews]
+    sources.update(_fact_sources(row))
+    row["sources"] = sources
+    row["card_digest"] = result.card_digest
+    row["warnings"] = row["warnings"] + [f"sidecar: {w}" for w in result.warnings]
+    claim = claimed_family(row.get("base_model_claim"))
+    if claim and row["base_model"] not in ("unknown", None, claim) and row["format"] != "pickle":
+        row["warnings"].append(
+            f"card says the base is {row['base_model_claim']!r} ({claim}) but the tensor shapes say "
+            f"{row['base_model']} — the shapes win; fix the card")
+    row["scanned_at"] = time.time()
+
+
+def _fact_sources(row: dict) -> dict[str, str]:
+    out = {}
+    if row.get("format") and row["format"] != "pickle" and not row.get("error"):
+        out["format"] = "tensor keys"
+        out["base_model"] = f"tensor shapes: {row.get('evidence') or 'no evidence'}"
+        if row.get("rank") is not None:
+            out["rank"] = "tensor shapes"
+        out["alpha"] = row.get("alpha_source") or "unknown"
+    return out
+
+
+def claimed_family(claim: str | None) -> str | None:
+    """The family a free-text base-model claim ("SD 1.5", "SDXL 1.0") names, if clear."""
+    if not claim or not isinstance(claim, str):
+        return None
+    text = claim.lower()
+    for needle, family in _CLAIMS:
+        if needle in text:
+            return family
+    return None
+
+
+def _encode(row: dict) -> dict:
+    out = dict(row)
+    for col in JSON_COLUMNS:
+        if col in out and not isinstance(out[col], str | None):
+            out[col] = orjson.dumps(out[col]).decode()
+    return out
+
+
+def decode(row: dict) -> dict:
+    """A row from SQLite with its JSON columns parsed back."""
+    out = dict(row)
+    for col in JSON_COLUMNS:
+        value = out.get(col)
+        if isinstance(value, str):
+            out[col] = orjson.loads(value)
+    return out

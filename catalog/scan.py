@@ -1,0 +1,174 @@
+"""Scanning: bring the index in line with the tree, reading only what changed.
+
+``scan`` is a generator that yields ``ScanProgress`` and returns a
+``ScanSummary``: the CLI turns the yields into a progress bar, the TUI into a
+progress widget, a test into a list. Headers are read in worker processes when
+there are many; rows are written in one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+import multiprocessing
+
+from .analyze import analyze, analyze_many, cpu_workers
+from .library import Library
+from .rows import build_row, reread_cards
+from .walk import Candidate, WalkReport, walk
+
+#: below this many changed files, reading inline beats starting workers
+POOL_THRESHOLD = 400
+CHUNK = 64
+BATCH = 500
+
+
+@dataclass
+class ScanProgress:
+    phase: str  # "walk" | "read" | "write"
+    done: int
+    total: int
+    path: str | None = None
+
+
+@dataclass
+class ScanSummary:
+    total: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    broken: int = 0
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    cancelled: bool = False
+
+
+def run_scan(lib: Library, **kwargs) -> ScanSummary:
+    """Run ``scan`` to the end, ignoring progress."""
+    gen = scan(lib, **kwargs)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
+         full: bool = False) -> Generator[ScanProgress, None, ScanSummary]:
+    """Index the library. ``full`` re-reads every file even when unchanged."""
+    started = time.perf_counter()
+    summary = ScanSummary()
+    cancel = cancel or (lambda: False)
+    with lib.lock():
+        db = lib.db
+        known = {
+            r[0]: (r[1], r[2], r[3], r[4])
+            for r in db.execute("select path, size, mtime_ns, inode, sidecar_sig from entries")
+        }
+        report = WalkReport()
+        stale: list[Candidate] = []
+        sidecar_only: list[Candidate] = []
+        seen: set[str] = set()
+        for cand in walk(lib.root, report):
+            seen.add(cand.rel)
+            old = known.get(cand.rel)
+            if full or old is None or old[:3] != cand.stamp[:3]:
+                stale.append(cand)
+            elif old[3] != cand.sidecar_sig:
+                sidecar_only.append(cand)
+            if len(seen) % 2000 == 0:
+                yield ScanProgress("walk", len(seen), 0, cand.rel)
+        summary.total = len(seen)
+        summary.skipped = report.skipped
+        removed = [p for p in known if p not in seen]
+        summary.unchanged = summary.total - len(stale) - len(sidecar_only)
+
+        readme_cache: dict = {}
+        todo = len(stale) + len(sidecar_only)
+        done = 0
+        rows: list[dict] = []
+        metas: list[dict] = []
+        for cand, facts in _analyzed(stale):
+            row, meta = build_row(lib, cand, facts, readme_cache)
+            rows.append(row)
+            metas.append(meta)
+            if cand.rel in known:
+                summary.updated += 1
+            else:
+                summary.added += 1
+            summary.broken += bool(row["error"])
+            done += 1
+            if len(rows) >= BATCH:
+                _write(lib, rows, metas, [])
+                rows, metas = [], []
+            if done % 50 == 0 or done == todo:
+                yield ScanProgress("read", done, todo, cand.rel)
+            if cancel():
+                summary.cancelled = True
+                break
+        if not summary.cancelled:
+            for cand in sidecar_only:
+                row = reread_cards(lib, cand, readme_cache)
+                if row is not None:
+                    rows.append(row)
+                    summary.updated += 1
+                done += 1
+                if done % 50 == 0 or done == todo:
+                    yield ScanProgress("read", done, todo, cand.rel)
+        _carry_hashes(lib, removed, rows)
+        _write(lib, rows, metas, [] if summary.cancelled else removed)
+        summary.removed = 0 if summary.cancelled else len(removed)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _analyzed(stale: list[Candidate]) -> Iterator[tuple[Candidate, dict]]:
+    """Facts for each stale entry, from worker processes when there are many."""
+    if len(stale) < POOL_THRESHOLD or cpu_workers() == 1:
+        for cand in stale:
+            yield cand, analyze(str(cand.abs), cand.kind)
+        return
+    chunks = [stale[i:i + CHUNK] for i in range(0, len(stale), CHUNK)]
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(cpu_workers(), mp_context=ctx) as pool:
+        jobs = pool.map(analyze_many, [[(str(c.abs), c.kind) for c in ch] for ch in chunks])
+        for chunk, results in zip(chunks, jobs):
+            yield from zip(chunk, results)
+
+
+def _carry_hashes(lib: Library, removed: list[str], rows: list[dict]) -> None:
+    """A file moved or renamed keeps its cached hashes (same size + header)."""
+    if not removed or not rows:
+        return
+    db = lib.db
+    gone = {}
+    for path in removed:
+        for r in db.execute("select e.size, e.header_digest, h.path from entries e join hashes h "
+                            "on h.path = e.path where e.path = ?", [path]):
+            gone[(r[0], r[1])] = r[2]
+    if not gone:
+        return
+    with db.atomic():
+        for row in rows:
+            old = gone.pop((row.get("size"), row.get("header_digest")), None)
+            if old is not None:
+                db.execute("update hashes set path = ?, mtime_ns = ? where path = ?",
+                           [row["path"], row["mtime_ns"], old])
+
+
+def _write(lib: Library, rows: list[dict], metas: list[dict], removed: list[str]) -> None:
+    db = lib.db
+    with db.atomic():
+        if rows:
+            db["entries"].upsert_all(rows, pk="path", alter=False)
+        if metas:
+            db["header_metadata"].upsert_all(metas, pk="path")
+        for i in range(0, len(removed), 500):
+            part = removed[i:i + 500]
+            marks = ",".join("?" * len(part))
+            for table in ("entries", "header_metadata", "hashes"):
+                db.execute(f"delete from [{table}] where path in ({marks})", part)
+

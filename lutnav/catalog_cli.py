@@ -1,0 +1,198 @@
+"""CLI verbs about single entries: show, card, hash, dupes, prompt, demo, tui."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from catalog import hashing
+from catalog.errors import CatalogError
+
+from .context import ensure_indexed, open_library, run_scan_with_progress
+from .output import echo_json, progress, table
+from .prompt_tags import format_tags, parse_specs
+
+
+@click.command("show")
+@click.argument("entry")
+@click.option("--json", "as_json", is_flag=True, help="The ls object plus sources and metadata.")
+@click.pass_context
+def show_cmd(ctx, entry: str, as_json: bool) -> None:
+    """Everything known about ENTRY (a name or a path), and where each field came from."""
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    info = lib.get(entry)
+    if as_json:
+        echo_json(info)
+        return
+    sources = info.get("sources") or {}
+    fields = [
+        ("path", info["path"]), ("format", _fmt_network(info)),
+        ("base model", info["base_model"]), ("base model name", info["base_model_name"]),
+        ("evidence", info["evidence"]), ("rank", info["rank"]),
+        ("alpha", f"{info['alpha']} ({info['alpha_source']})" if info["alpha"] is not None
+         else f"— ({info['alpha_source']})" if info["alpha_source"] else None),
+        ("dtype", info["dtype"]), ("tensors", info["tensor_count"]),
+        ("parts", ", ".join(info["parts"] or [])), ("title", info["title"]),
+        ("trigger words", ", ".join(info["trigger_words"] or [])), ("strength", info["strength"]),
+        ("strength range", info["strength_range"]), ("themes", ", ".join(info["themes"] or [])),
+        ("tags", ", ".join(info["tags"] or [])), ("type", info["type"]),
+        ("notes", info["notes"]), ("source", info["source"]), ("license", info["license"]),
+        ("previews", ", ".join(info["previews"] or [])),
+    ]
+    keys = {"format": "format", "base model": "base_model", "rank": "rank", "alpha": "alpha",
+            "title": "title", "trigger words": "trigger_words", "strength": "strength",
+            "strength range": "strength_range", "themes": "themes", "tags": "tags",
+            "type": "type", "notes": "notes", "source": "source", "license": "license"}
+    rows = [(k, v, sources.get(keys.get(k, ""), "")) for k, v in fields if v not in (None, "", [])]
+    table(rows, ("field", "value", "from"), max_widths={1: 70})
+    if info["hashes"]:
+        h = info["hashes"]
+        click.echo(f"sha256 {h['sha256']}  AutoV2 {h['autov2']}  tensors {h['tensor_sha256'][:16]}…")
+    if info["error"]:
+        click.echo(click.style(f"error: {info['error']}", fg="red"))
+    for w in info["warnings"]:
+        click.echo(f"warning: {w}")
+
+
+def _fmt_network(info: dict) -> str:
+    net = info.get("network")
+    return f"{info['format']} ({net})" if net and net != info["format"] else str(info["format"])
+
+
+@click.command("card")
+@click.argument("entry")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Field to write, e.g. strength=0.7, trigger_words=\"mo_shui, ink\", "
+                   "strength_range=0.6~0.8 (repeatable).")
+@click.pass_context
+def card_cmd(ctx, entry: str, sets: tuple[str, ...]) -> None:
+    """Write fields into ENTRY's sidecar card (<stem>.toml); the LoRA file is never touched.
+
+    Refused when the card changed on disk since the index last read it: run
+    `lutnav scan` (or `lutnav show`) and apply the edit again.
+    """
+    from catalog.card import parse_set, write_card
+    from catalog.sidecars import card_path
+
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    rel = lib.resolve(entry)
+    if not sets:
+        raise click.UsageError("nothing to write: pass --set KEY=VALUE (see --help)")
+    updates = parse_set(list(sets))
+    row = next(lib.db.query("select card_digest from entries where path = ?", [rel]))
+    target = card_path(lib.abspath(rel))
+    write_card(target, updates, expected_digest=row["card_digest"])
+    run_scan_with_progress(lib)
+    click.echo(f"wrote {lib.relpath(target)}: " + ", ".join(sorted(updates)))
+
+
+@click.command("hash")
+@click.argument("entries", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Hash every entry.")
+@click.option("--force", is_flag=True, help="Recompute even when cached.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def hash_cmd(ctx, entries: tuple[str, ...], all_: bool, force: bool, as_json: bool) -> None:
+    """sha256, AutoV2 (first 10 hex) and a tensor-only hash; cached by size and mtime."""
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    if all_:
+        rels = [r[0] for r in lib.db.execute("select path from entries where format != 'pickle' "
+                                             "or format is null order by path")]
+    elif entries:
+        rels = [lib.resolve(e) for e in entries]
+    else:
+        raise click.UsageError("name entries to hash, or pass --all")
+    results = _with_progress(hashing.compute(lib, rels, force=force))
+    out = [{"path": r, "sha256": h.sha256, "autov2": h.autov2, "tensor_sha256": h.tensor_sha256}
+           for r, h in results.items()]
+    if as_json:
+        echo_json(out)
+    else:
+        table([(o["autov2"], o["sha256"], o["path"]) for o in out], ("AutoV2", "sha256", "path"))
+
+
+def _with_progress(gen):
+    with progress("hashing", None) as bar:
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            bar.length = step.total_bytes
+            bar.update(step.done_bytes - bar.pos, step.path)
+
+
+@click.command("dupes")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def dupes_cmd(ctx, as_json: bool) -> None:
+    """Entries holding the same tensors under different paths or names."""
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    groups = _with_progress(hashing.find_duplicates(lib))
+    if as_json:
+        echo_json(groups)
+    elif not groups:
+        click.echo("no duplicates")
+    for i, group in enumerate(groups, 1):
+        click.echo(f"group {i}:")
+        for path in group:
+            click.echo(f"  {path}")
+
+
+@click.command("prompt")
+@click.argument("specs", nargs=-1, required=True)
+@click.pass_context
+def prompt_cmd(ctx, specs: tuple[str, ...]) -> None:
+    """Print <lora:name:weight> tags for A1111/Forge (SPEC is NAME[:WEIGHT])."""
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    click.echo(format_tags(lib, parse_specs(specs)))
+
+
+@click.command("demo")
+@click.option("--into", type=click.Path(path_type=Path), default=None,
+              help="Folder to write the demo library into (default: the --library folder).")
+@click.pass_context
+def demo_cmd(ctx, into: Path | None) -> None:
+    """Write a small demo library (every format and sidecar kind) and index it."""
+    from catalog.library import Library
+
+    from .demo import write_demo
+
+    root = into or ctx.find_root().obj["root"]
+    try:
+        write_demo(Path(root))
+    except (FileExistsError, OSError) as exc:
+        raise CatalogError(str(exc)) from None
+    lib = Library(root)
+    ctx.find_root().obj["lib"] = lib
+    s = run_scan_with_progress(lib, full=True)
+    entries = lib.entries()
+    table(((e["name"], e["category"], e["base_model"], e["format"], e["rank"],
+            "broken" if e["error"] else "") for e in entries),
+          ("name", "category", "base", "format", "rank", ""))
+    click.echo(f"demo library at {lib.root}: {s.total} entries. Try: "
+               f"lutnav --library {root} search ink")
+
+
+@click.command("tui")
+@click.pass_context
+def tui_cmd(ctx) -> None:
+    """Browse the library in the terminal UI (the default command)."""
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    try:
+        from .tui.app import run_app
+    except ModuleNotFoundError:
+        click.echo("the terminal UI is not installed in this build; listing instead", err=True)
+        ctx.invoke(ctx.find_root().command.commands["ls"])
+        return
+    run_app(lib)
+
+
+COMMANDS = [show_cmd, card_cmd, hash_cmd, dupes_cmd, prompt_cmd, demo_cmd, tui_cmd]

@@ -1,0 +1,156 @@
+"""The ``lutnav`` command line: thin click commands over the catalog.
+
+Each command parses its arguments, calls one library function and prints. No
+heavy import happens at module level: ``lutnav --help`` and ``lutnav ls`` must
+start without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import click
+from click_default_group import DefaultGroup
+
+from catalog.errors import CatalogError
+from catalog.library import default_root
+
+from . import __version__
+from .context import ensure_indexed, open_library, run_scan_with_progress
+from .output import echo_json, table
+
+#: optional command modules: each exposes COMMANDS, a list of click commands
+EXTENSIONS = ("lutnav.mix_cli", "lutnav.pull_cli", "lutnav.train_cli", "lutnav.tui_cli")
+
+
+class LutnavGroup(DefaultGroup):
+    """Turns every domain error into one readable line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CatalogError as exc:
+            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            if _is_trainer_error(exc):
+                raise click.ClickException(str(exc)) from None
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+def _is_trainer_error(exc: Exception) -> bool:
+    """Trainer errors, without importing the trainers unless one was raised."""
+    module = sys.modules.get("trainers.errors")
+    return module is not None and isinstance(exc, getattr(module, "TrainerError", ()))
+
+
+@click.group(cls=LutnavGroup, default="tui", default_if_no_args=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--library", "-L", type=click.Path(path_type=Path), default=None,
+              help="Library folder (default: $LUTNAV_LIBRARY, else ./loras).")
+@click.version_option(__version__, prog_name="lutnav")
+@click.pass_context
+def cli(ctx: click.Context, library: Path | None) -> None:
+    """lutnav — a LUT navigator for LoRA adapters.
+
+    Catalog a folder tree of LoRA files (loras/<category>/<theme>/…), search it,
+    read what each file is (base model from tensor shapes, rank, alpha, trigger
+    words, strength), and keep cards beside the files. Run with no command to
+    browse in the terminal UI.
+
+    Start with `lutnav demo` for a small library, or `lutnav --library DIR scan`.
+    """
+    ctx.obj = {"root": library or default_root()}
+
+
+@cli.command("scan")
+@click.option("--full", is_flag=True, help="Re-read every file, even unchanged ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def scan_cmd(ctx: click.Context, full: bool, as_json: bool) -> None:
+    """Index the library (only files and sidecars that changed are read)."""
+    lib = open_library(ctx)
+    s = run_scan_with_progress(lib, full=full)
+    if as_json:
+        echo_json(s.__dict__)
+        return
+    for line in s.skipped:
+        click.echo(f"skipped: {line}", err=True)
+    click.echo(f"{s.total} entries: {s.added} added, {s.updated} updated, {s.removed} removed, "
+               f"{s.unchanged} unchanged, {s.broken} broken ({s.seconds:.2f} s)")
+
+
+LS_HEADERS = ("name", "category", "theme", "base", "format", "rank", "strength", "triggers", "path")
+
+
+def _ls_rows(entries: list[dict]):
+    for e in entries:
+        mark = "✗ " if e["error"] else ""
+        yield (mark + e["name"], e["category"], e["theme"], e["base_model"], e["format"],
+               e["rank"], e["strength"], ", ".join(e["trigger_words"] or []), e["path"])
+
+
+@cli.command("ls")
+@click.option("--category", help="Only this category (first folder level).")
+@click.option("--theme", help="Only this theme (second folder level).")
+@click.option("--base", help="Only this base model: sd1, sd2, sdxl, flux, llm, unknown, …")
+@click.option("--format", "fmt", help="Only this format: kohya, diffusers, peft, lycoris, pickle, …")
+@click.option("--sort", default="path", show_default=True, help="Column to sort by.")
+@click.option("--limit", type=int, default=None, help="At most this many rows.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array (the stable contract).")
+@click.pass_context
+def ls_cmd(ctx, category, theme, base, fmt, sort, limit, as_json) -> None:
+    """List entries (scans first if the library was never indexed)."""
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    entries = lib.entries(category=category, theme=theme, base=base, fmt=fmt, order_by=sort,
+                          limit=limit)
+    if as_json:
+        echo_json(entries)
+    elif entries:
+        table(_ls_rows(entries), LS_HEADERS, max_widths={0: 32, 7: 30})
+    else:
+        click.echo("no entries — add LoRA files under the library and run `lutnav scan`", err=True)
+
+
+@cli.command("search")
+@click.argument("query")
+@click.option("--limit", type=int, default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of entries.")
+@click.pass_context
+def search_cmd(ctx, query: str, limit: int, as_json: bool) -> None:
+    """Full-text search over name, theme, trigger words, notes and tags."""
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    entries = lib.search(query, limit=limit)
+    if as_json:
+        echo_json(entries)
+    elif entries:
+        table(_ls_rows(entries), LS_HEADERS, max_widths={0: 32, 7: 30})
+    else:
+        click.echo(f"nothing matches {query!r}", err=True)
+
+
+def _register_extensions() -> None:
+    for name in ("lutnav.catalog_cli", *EXTENSIONS):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_extensions()
+
+
+def main() -> None:
+    cli(prog_name="lutnav")
+
+

@@ -1,0 +1,177 @@
+"""The catalog verbs through the real CLI: ls/search/show/card/hash/dupes/prompt."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from lutnav.cli import cli
+from tests.lorafiles import write_kohya
+
+LS_KEYS = {"path", "category", "theme", "name", "format", "base_model", "base_model_name", "rank",
+           "alpha", "dtype", "trigger_words", "strength", "strength_range", "notes", "source",
+           "previews", "warnings", "error"}
+
+
+def run(root: Path, *args: str, ok: bool = True):
+    result = CliRunner().invoke(cli, ["--library", str(root), *args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def _lib(tmp_path: Path) -> Path:
+    root = tmp_path / "loras"
+    write_kohya(root / "style" / "ink" / "ink_wash.safetensors", rank=8, alpha=4)
+    write_kohya(root / "character" / "cats" / "zzcat.safetensors", seed=1)
+    return root
+
+
+def test_ls_json_contract(tmp_path):
+    root = _lib(tmp_path)
+    out = json.loads(run(root, "ls", "--json").output)
+    assert [e["path"] for e in out] == ["character/cats/zzcat.safetensors", "style/ink/ink_wash.safetensors"]
+    for entry in out:
+        assert LS_KEYS <= set(entry)
+        assert isinstance(entry["trigger_words"], list) and isinstance(entry["warnings"], list)
+    assert json.loads(run(root, "ls", "--category", "style", "--json").output)[0]["name"] == "ink_wash"
+    assert json.loads(run(root, "ls", "--base", "sdxl", "--json").output) == []
+
+
+def test_show_json_names_the_source_of_each_field(tmp_path):
+    root = _lib(tmp_path)
+    folder = root / "style" / "ink"
+    (folder / "ink_wash.toml").write_text('strength = 0.7\n')
+    (folder / "ink_wash.json").write_text('{"activation text": "mo_shui", "preferred weight": 0.5}')
+    info = json.loads(run(root, "show", "ink_wash", "--json").output)
+    assert info["strength"] == 0.7 and info["sources"]["strength"] == "card"
+    assert info["trigger_words"] == ["mo_shui"] and info["sources"]["trigger_words"] == "a1111"
+    assert "768" in info["sources"]["base_model"]
+    text = run(root, "show", "ink_wash").output
+    assert "mo_shui" in text and "a1111" in text
+
+
+def test_card_set_writes_the_sidecar_and_keeps_the_lora_untouched(tmp_path):
+    root = _lib(tmp_path)
+    lora = root / "style" / "ink" / "ink_wash.safetensors"
+    before = lora.read_bytes()
+    run(root, "card", "ink_wash", "--set", "strength=0.7", "--set", 'trigger_words=mo_shui, ink')
+    card = (root / "style" / "ink" / "ink_wash.toml").read_text("utf-8")
+    assert "0.7" in card and "mo_shui" in card
+    assert lora.read_bytes() == before
+    info = json.loads(run(root, "show", "ink_wash", "--json").output)
+    assert info["trigger_words"] == ["mo_shui", "ink"] and info["strength"] == 0.7
+
+
+def test_card_set_bad_key_or_value_leaves_the_file_untouched(tmp_path):
+    root = _lib(tmp_path)
+    card = root / "style" / "ink" / "ink_wash.toml"
+    card.write_text("strength = 0.5\n")
+    run(root, "scan")
+    for bad in ("strenght=0.7", "strength=abc", "strength_range=0.9~0.1"):
+        result = run(root, "card", "ink_wash", "--set", bad, ok=False)
+        assert result.exit_code != 0
+        assert "Traceback" not in result.output and "strength" in result.output
+    assert card.read_text() == "strength = 0.5\n"
+    assert "did you mean" in run(root, "card", "ink_wash", "--set", "strenght=1", ok=False).output
+
+
+def test_card_edited_on_disk_since_indexed_is_refused(tmp_path):
+    root = _lib(tmp_path)
+    card = root / "style" / "ink" / "ink_wash.toml"
+    card.write_text("strength = 0.5\n")
+    run(root, "show", "ink_wash")
+    card.write_text('strength = 0.5\nnotes = "my hand edit"\n')
+    result = run(root, "card", "ink_wash", "--set", "strength=0.9", ok=False)
+    assert result.exit_code != 0 and "changed" in result.output
+    assert "my hand edit" in card.read_text()
+
+
+def test_hash_matches_sha256_autov2_and_tensor_hash_survives_metadata_edits(tmp_path):
+    root = tmp_path / "loras"
+    a = write_kohya(root / "style" / "a" / "a.safetensors", metadata={"ss_output_name": "a"})
+    b = write_kohya(root / "style" / "b" / "b.safetensors", metadata={"ss_output_name": "something else"})
+    out = {h["path"]: h for h in json.loads(run(root, "hash", "--all", "--json").output)}
+    sha = hashlib.sha256(a.read_bytes()).hexdigest()
+    ha, hb = out["style/a/a.safetensors"], out["style/b/b.safetensors"]
+    assert ha["sha256"] == sha and ha["autov2"] == sha[:10]
+    assert ha["sha256"] != hb["sha256"] and ha["tensor_sha256"] == hb["tensor_sha256"]
+    dupes = json.loads(run(root, "dupes", "--json").output)
+    assert dupes == [["style/a/a.safetensors", "style/b/b.safetensors"]]
+
+
+def test_moved_file_keeps_its_cached_hashes(tmp_path):
+    root = _lib(tmp_path)
+    run(root, "hash", "--all")
+    src = root / "style" / "ink" / "ink_wash.safetensors"
+    dst = root / "style" / "moved" / "renamed.safetensors"
+    dst.parent.mkdir()
+    os.rename(src, dst)
+    run(root, "scan")
+    info = json.loads(run(root, "show", "renamed", "--json").output)
+    assert info["hashes"] and info["hashes"]["sha256"] == hashlib.sha256(dst.read_bytes()).hexdigest()
+
+
+def test_prompt_tags_use_the_card_strength_by_default(tmp_path):
+    root = _lib(tmp_path)
+    (root / "style" / "ink" / "ink_wash.toml").write_text("strength = 0.6\n")
+    assert run(root, "prompt", "ink_wash", "zzcat:0.3").output.strip() == \
+        "<lora:ink_wash:0.6> <lora:zzcat:0.3>"
+    for bad in ("zzcat:abc", "zzcat:", "zzcat:nan", "nobody"):
+        result = run(root, "prompt", bad, ok=False)
+        assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+def test_missing_library_exits_non_zero_without_creating_it(tmp_path):
+    result = CliRunner().invoke(cli, ["--library", str(tmp_path / "nope"), "ls"])
+    assert result.exit_code == 1
+    assert "does not exist" in result.output and "lutnav demo" in result.output
+    assert not (tmp_path / "nope").exists()
+
+
+def test_demo_library_lists_every_kind(tmp_path):
+    root = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--into", str(root)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(run(root, "ls", "--json").output)
+    formats = {e["format"] for e in out}
+    bases = {e["base_model"] for e in out}
+    assert {"kohya", "diffusers", "peft", "pickle"} <= formats
+    assert {"sd1", "sdxl", "flux", "llm"} <= bases
+    assert sum(1 for e in out if e["error"]) == 1
+    assert any(e["previews"] for e in out)
+    assert run(root, "search", "ink", "--json").output.count('"path"') >= 1
+
+
+HYGIENE = """
+import sys
+from click.testing import CliRunner
+from lutnav.cli import cli
+for args in (["--help"], ["--library", sys.argv[1], "ls"], ["--library", sys.argv[1], "search", "ink"]):
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+heavy = [m for m in ("torch", "numpy", "diffusers", "transformers", "textual") if m in sys.modules]
+print(heavy)
+"""
+
+
+def test_help_and_ls_never_import_torch(tmp_path):
+    root = _lib(tmp_path)
+    run(root, "scan")
+    out = subprocess.run([sys.executable, "-c", HYGIENE, str(root)], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_catalog_package_never_imports_heavy_modules():
+    code = ("import sys, pkgutil, importlib, catalog\n"
+            "for m in pkgutil.iter_modules(catalog.__path__): importlib.import_module('catalog.' + m.name)\n"
+            "print([m for m in ('torch', 'numpy', 'textual') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
