@@ -138,7 +138,7 @@ def suggest_key(key: str) -> str | None:
 
 def unknown_key_message(key: str) -> str:
     near = suggest_key(key)
-    hint = f" — did you mean `{near}`?" if near else f" (card keys: {', '.join(FIELD_KINDS)})"
+    hint = f" (did you mean `{near}`?)" if near else f" (card keys: {', '.join(FIELD_KINDS)})"
     return f"`{key}` is not a card field{hint}"
 
 

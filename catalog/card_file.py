@@ -23,8 +23,8 @@ import tomli_w
 from catalog.card import Card, FIELD_KINDS, card_schema, check_card_dict
 from catalog.errors import CardConflict, CardError, SidecarError
 
-#: A card is a few hundred bytes; anything far larger is not one.
-MAX_CARD_BYTES = 1024 * 1024
+#: A card is a few hundred bytes; the bound is the one every sidecar read has.
+MAX_CARD_BYTES = 4 * 1024 * 1024
 
 
 def digest(data: bytes) -> str:
@@ -95,7 +95,9 @@ def write_card(path: str | Path, updates: dict[str, Any], *, expected_digest: st
     merged = _apply(raw, updates)
     clean, problems = check_card_dict(merged)
     if problems:
-        raise CardError("; ".join(message for _, message in problems), path=path)
+        messages = [m if key in updates else f"{m} (already in the file: fix or remove it there)"
+                    for key, m in problems]
+        raise CardError("; ".join(messages), path=path)
     card = Card.from_dict(clean)
     _validate_schema(path, card.to_dict())
 

@@ -22,7 +22,9 @@ SOURCE_ORDER: tuple[str, ...] = (
 )
 
 #: Words that mean "no trigger words" (a LoRA that works without one).
-NONE_WORDS = frozenset({"无", "沒有", "没有", "无需", "不需要", "none", "no", "n/a", "na", "nil", "-", "—", "–"})
+NONE_WORDS = frozenset({
+    "无", "沒有", "没有", "无需", "不需要", "none", "no", "n/a", "na", "nil", "-", "—", "–",
+})
 
 _LIST_SPLIT = re.compile(r"\s*[,，、;；]\s*")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
@@ -67,7 +69,17 @@ def split_list(text: str) -> list[str]:
     text = text.strip()
     if not text or is_none_word(text):
         return []
-    return [item for item in _LIST_SPLIT.split(text) if item]
+    return _clean_items(_LIST_SPLIT.split(text))
+
+
+def _clean_items(items: Iterable[str]) -> list[str]:
+    """Trimmed (also of stray commas), empties dropped, first occurrence kept."""
+    out: list[str] = []
+    for item in items:
+        item = item.strip().strip(",，、").strip()
+        if item and item not in out:
+            out.append(item)
+    return out
 
 
 def is_none_word(text: str) -> bool:
@@ -146,7 +158,7 @@ def coerce(kind: str, value: Any) -> Any:
             return split_list(value) if value.strip() else None
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ValueError(EXPECTED["strlist"])
-        return [item.strip() for item in value if item.strip()]
+        return _clean_items(value)
     if kind == "range":
         if isinstance(value, str):
             return parse_range(value)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-
-import sqlite_utils
 
 from . import db as dbmod
 from .errors import LibraryNotFound, PathOutsideLibrary
@@ -32,6 +31,8 @@ class Library:
             what = "is not a folder" if root.exists() else "does not exist"
             raise LibraryNotFound(f"library {what}", path=root)
         self.root = root.resolve()
+        self._thread_lock = threading.RLock()
+        self._lock_depth = 0
 
     # --- storage -------------------------------------------------------------
 
@@ -42,19 +43,33 @@ class Library:
         return path
 
     @cached_property
-    def db(self) -> sqlite_utils.Database:
+    def db(self) -> "dbmod.sqlite_utils.Database":
         with self.lock():
             return dbmod.connect(self.index_dir / "catalog.db")
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """An exclusive inter-process lock: one scan (or migration) at a time."""
-        with open(self.index_dir / "lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        """An exclusive inter-process lock: one scan (or migration) at a time.
+
+        Re-entrant within this object (a scan opens the db under the lock), and
+        serialised between threads of this process by an ``RLock``.
+        """
+        with self._thread_lock:
+            if self._lock_depth:
+                self._lock_depth += 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth -= 1
+                return
+            with open(self.index_dir / "lock", "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                self._lock_depth = 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth = 0
+                    fcntl.flock(fh, fcntl.LOCK_UN)
 
     @cached_property
     def config(self) -> dict:

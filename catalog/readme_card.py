@@ -96,15 +96,21 @@ def parse_readme(text: str) -> dict[str, Section]:
     return sections
 
 
-def find_section(sections: dict[str, Section], stem: str) -> Section | None:
+def fold_sections(sections: dict[str, Section]) -> dict[str, Section]:
+    """Case-folded index of the sections (build once per README, look up per entry)."""
+    folded: dict[str, Section] = {}
+    for name, section in sections.items():
+        folded.setdefault(name.casefold(), section)
+    return folded
+
+
+def find_section(
+    sections: dict[str, Section], stem: str, folded: dict[str, Section] | None = None
+) -> Section | None:
     """The section for ``stem``; case-insensitive as a fallback (Windows names)."""
     if stem in sections:
         return sections[stem]
-    folded = stem.casefold()
-    for name, section in sections.items():
-        if name.casefold() == folded:
-            return section
-    return None
+    return (folded if folded is not None else fold_sections(sections)).get(stem.casefold())
 
 
 def _read_item(body: str, number: int, fields: dict[str, Any], warnings: list[str]) -> None:

@@ -4,15 +4,16 @@ The demo library, the benchmarks and the tests need real LoRA files; making them
 here keeps ``catalog`` free of the heavy stack. The layout follows the reference
 writer byte for byte (tensors ordered by dtype alignment, largest first, then by
 name; header padded with spaces to a multiple of 8), so a file written here is
-indistinguishable from one written by ``safetensors.numpy.save_file``.
+the one ``safetensors.numpy.save_file`` would write (up to the order of several
+metadata keys, which the reference leaves to a hash map).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import secrets
 import struct
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def write_safetensors(
     text += b" " * (-len(text) % 8)
     data_offset = 8 + len(text)
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(struct.pack("<Q", len(text)))
@@ -112,6 +113,17 @@ def write_safetensors(
         raise
     if fsync:
         _fsync_dir(path.parent)
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new file beside ``path``, with the permissions a plain open would give it."""
+    while True:
+        name = str(path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp"))
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
 
 
 def _layout(tensors: Mapping[str, TensorSpec]):

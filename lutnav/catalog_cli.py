@@ -73,7 +73,8 @@ def card_cmd(ctx, entry: str, sets: tuple[str, ...]) -> None:
     Refused when the card changed on disk since the index last read it: run
     `lutnav scan` (or `lutnav show`) and apply the edit again.
     """
-    from catalog.card import parse_set, write_card
+    from catalog.card import parse_set
+    from catalog.card_file import write_card
     from catalog.sidecars import card_path
 
     lib = open_library(ctx)
@@ -136,7 +137,8 @@ def dupes_cmd(ctx, as_json: bool) -> None:
     groups = _with_progress(hashing.find_duplicates(lib))
     if as_json:
         echo_json(groups)
-    elif not groups:
+        return
+    if not groups:
         click.echo("no duplicates")
     for i, group in enumerate(groups, 1):
         click.echo(f"group {i}:")

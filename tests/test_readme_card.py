@@ -149,3 +149,8 @@ def test_find_section_falls_back_to_case_insensitive():
 )
 def test_heading_stem(heading, stem):
     assert heading_stem(heading) == stem
+
+
+def test_list_items_are_trimmed_and_deduplicated():
+    fields, _ = parse_readme("### a\n- 触发词：ink, ink，水墨、 , 水墨\n")["a"]
+    assert fields["trigger_words"] == ["ink", "水墨"]
