@@ -16,6 +16,7 @@ from pathlib import Path
 LORA_SUFFIX = ".safetensors"
 #: pickled formats: listed, never opened beyond a stat
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+PREVIOUS_SUFFIX = ".prev.safetensors"
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
 #: sidecar suffixes that belong to a LoRA file ``<stem><suffix>``
 FOLDER_README = "README.md"
@@ -114,6 +115,8 @@ def _entries_in(dir_path: str, rel_dir: str, items: list[os.DirEntry], real_root
             report.skipped.append(f"{rel}: cannot stat ({exc.strerror or exc})")
             continue
         stats[name] = st
+        if name.endswith(PREVIOUS_SUFFIX):
+            continue  # the weights an update replaced, kept until the new ones verify
         if name.endswith(LORA_SUFFIX):
             loras.append((name, "file"))
         elif name.endswith(PICKLE_SUFFIXES):

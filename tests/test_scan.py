@@ -225,3 +225,11 @@ def test_peft_folder_is_one_entry(tmp_path):
     med = rows["industry/medical/med_qa"]
     assert (med["format"], med["base_model"], med["rank"], med["alpha"]) == ("peft", "llm", 4, 8.0)
     assert not any(p.startswith("industry/medical/med_qa/") for p in rows)
+
+
+def test_previous_weights_kept_by_an_update_are_not_entries(tmp_path):
+    root = _lib(tmp_path)
+    write_kohya(root / "style" / "ink" / "ink_wash.prev.safetensors", seed=9)
+    lib = Library(root)
+    assert lib.scan_all().total == 2
+    assert "style/ink/ink_wash.prev.safetensors" not in _rows(lib)

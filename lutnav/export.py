@@ -1,0 +1,72 @@
+"""``lutnav export NAME --zip out.zip``: one entry with its cards and previews, to share.
+
+The zip holds what another user (or ``lutnav pull out.zip``) needs: the weights
+(or the whole PEFT folder), lutnav's card and the ecosystem sidecars beside it,
+and the preview images the catalog found.  Member names are the entry's own file
+names, flat, so unzipping into a WebUI ``models/Lora`` folder just works.  The
+zip appears atomically and never replaces an existing file unless told to.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+from catalog.library import Library
+from catalog.sidecars import FOLDER_README, preview_root, sidecar_paths
+
+from .pull.errors import ExportError
+
+#: stored, not deflated: weights and images do not compress
+STORED_SUFFIXES = (".safetensors", ".png", ".jpg", ".jpeg", ".webp")
+
+
+def export_members(lib: Library, name: str) -> list[tuple[Path, str]]:
+    """(file on disk, name in the zip) for one entry, weights first."""
+    rel = lib.resolve(name)
+    info = lib.get(rel)
+    if info.get("format") == "pickle":
+        raise ExportError(f"{rel} is a pickle; lutnav does not pass pickled weights on",
+                          hint="export a .safetensors version of it")
+    entry = lib.abspath(rel)
+    members: list[tuple[Path, str]] = []
+    if entry.is_dir():
+        for item in sorted(entry.iterdir()):
+            if item.is_file() and not item.is_symlink() and not item.name.startswith("."):
+                members.append((item, f"{entry.name}/{item.name}"))
+        return members
+    members.append((entry, entry.name))
+    folder_readme = entry.parent / FOLDER_README
+    for path in sidecar_paths(entry):
+        if path != folder_readme and path.is_file() and not path.is_symlink():
+            members.append((path, path.name))
+    root = preview_root(entry)
+    for ref in info.get("previews") or []:
+        path = root.joinpath(*ref.split("/"))
+        if path.is_file() and all(path != p for p, _ in members):
+            members.append((path, ref))
+    return members
+
+
+def export_zip(lib: Library, name: str, out: Path, *, overwrite: bool = False) -> list[str]:
+    """Write the entry's zip to ``out``; returns the member names."""
+    out = Path(out).expanduser()
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} already exists", hint="pass --overwrite or pick another name")
+    if not out.parent.is_dir():
+        raise ExportError(f"{out.parent} is not a folder")
+    members = export_members(lib, name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
+            for path, arcname in members:
+                method = zipfile.ZIP_STORED if arcname.lower().endswith(STORED_SUFFIXES) else \
+                    zipfile.ZIP_DEFLATED
+                zf.write(path, arcname, compress_type=method)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return [arcname for _, arcname in members]

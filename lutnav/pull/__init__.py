@@ -1,0 +1,1 @@
+"""Getting LoRAs into the library: from the Hugging Face Hub, a folder or a zip; and updating them."""
