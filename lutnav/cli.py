@@ -22,7 +22,7 @@ from .context import ensure_indexed, open_library, run_scan_with_progress
 from .output import echo_json, table
 
 #: optional command modules: each exposes COMMANDS, a list of click commands
-EXTENSIONS = ("lutnav.mix_cli", "lutnav.pull_cli", "lutnav.train_cli", "lutnav.tui_cli")
+EXTENSIONS = ("lutnav.mix_cli", "lutnav.pull_cli", "lutnav.train_cli", "lutnav.label_cli", "lutnav.tui_cli")
 
 
 class LutnavGroup(DefaultGroup):

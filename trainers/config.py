@@ -1,0 +1,228 @@
+"""The training config: settings every task shares, and loading a TOML file into a typed config.
+
+A task (text, image) subclasses :class:`CommonConfig` with its own settings and
+registers the class (:mod:`trainers.registry`).  :func:`load_config` reads the
+file, picks the class from ``task_type`` and checks every key at once: an
+unknown key gets its line and the nearest real key, a wrong value its line
+and the expected type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainers.errors import ConfigError, Problem
+from trainers.settings import check_bounds, config_fields, convert, hints, setting
+from trainers.tomllines import key_lines
+
+OPTIMIZERS = ("AdamW", "AdamW8bit", "Adafactor", "Prodigy")
+SCHEDULERS = ("constant", "linear", "cosine", "cosine_with_restarts")
+
+#: Spellings from other trainers (kohya, lora-scripts, axolotl, HF Trainer) → our key.
+FOREIGN_KEYS = {
+    "network_dim": "lora_rank", "network_alpha": "lora_alpha", "lora_r": "lora_rank", "r": "lora_rank",
+    "rank": "lora_rank", "train_batch_size": "batch_size", "per_device_train_batch_size": "batch_size",
+    "micro_batch_size": "batch_size", "max_train_epochs": "epochs", "num_train_epochs": "epochs",
+    "num_epochs": "epochs", "max_train_steps": "max_steps", "optimizer_type": "optimizer",
+    "optim": "optimizer", "lr_scheduler": "scheduler", "lr_scheduler_type": "scheduler",
+    "lr_warmup_steps": "warmup_steps", "lr": "learning_rate", "output_name": "name",
+    "pretrained_model_name_or_path": "base_model", "model_name_or_path": "base_model",
+    "base_model_name_or_path": "base_model", "dataset": "train_data", "data_path": "train_data",
+    "cutoff_len": "max_seq_length", "sequence_len": "max_seq_length", "lora_target": "target_modules",
+    "lora_target_modules": "target_modules", "save_every_n_steps": "save_steps",
+    "gradient_accumulation": "gradient_accumulation_steps", "resume_from_checkpoint": "resume",
+    "logging_dir": "log_with", "report_to": "log_with",
+}
+
+
+@dataclass(kw_only=True)
+class CommonConfig:
+    """Settings shared by every task; the keys follow the lora-scripts workflow."""
+
+    task_type: str = setting(doc="What to train: one of the registered tasks.")
+    base_model: str = setting(doc="Model to adapt: a local folder, a file, or a hub id already in the local HF cache.")
+    lora_rank: int = setting(16, "LoRA rank (inner dimension).", minimum=1, maximum=4096)
+    lora_alpha: float | None = setting(
+        None, "LoRA alpha; the update is scaled by alpha / rank. Defaults to the rank.",
+        exclusive_minimum=0, aliases=("alpha",))
+    lora_dropout: float = setting(0.0, "Dropout on the LoRA input during training.", minimum=0,
+                                  exclusive_maximum=1)
+    batch_size: int = setting(4, "Examples per micro-batch (per device).", minimum=1)
+    gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.", minimum=1)
+    epochs: int = setting(3, "Passes over the training data (ignored when max_steps is set).", minimum=1)
+    max_steps: int | None = setting(None, "Stop after this many optimizer steps.", minimum=1)
+    learning_rate: float = setting(1e-4, "Peak learning rate.", exclusive_minimum=0)
+    optimizer: str = setting("AdamW", "AdamW | AdamW8bit (bitsandbytes, CUDA) | Adafactor | Prodigy (prodigyopt).",
+                             choices=OPTIMIZERS)
+    weight_decay: float = setting(0.0, "Decoupled weight decay.", minimum=0)
+    max_grad_norm: float = setting(1.0, "Clip the gradient norm to this; 0 turns clipping off.", minimum=0)
+    scheduler: str = setting("cosine", "Learning-rate schedule after warmup.", choices=SCHEDULERS)
+    warmup_steps: int = setting(0, "Linear warmup steps (wins over warmup_ratio).", minimum=0)
+    warmup_ratio: float = setting(0.0, "Warmup as a fraction of the total steps.", minimum=0, maximum=1)
+    scheduler_cycles: int = setting(1, "Restarts for cosine_with_restarts.", minimum=1)
+    mixed_precision: str = setting("no", "no | fp16 | bf16 (fp16 needs a GPU).", choices=("no", "fp16", "bf16"))
+    gradient_checkpointing: bool = setting(False, "Recompute activations in backward to save memory.")
+    seed: int = setting(42, "Seed for initialisation, data order and dropout.", minimum=0)
+    output_dir: str | None = setting(None, "Checkpoints and logs; default: output/<name> beside the config.",
+                                     path=True)
+    save_steps: int = setting(500, "Save a checkpoint every N optimizer steps (0: only at the end).", minimum=0)
+    save_every_n_epochs: int | None = setting(None, "Also save at the end of every N-th epoch.", minimum=1)
+    keep_checkpoints: int = setting(0, "Keep only the newest N checkpoints (0: keep all).", minimum=0)
+    log_with: str = setting("none", "Experiment log: none | tensorboard (in output_dir/logs).",
+                            choices=("none", "tensorboard"))
+    resume: str = setting("auto", "auto (newest checkpoint in output_dir) | none | a checkpoint folder.")
+    name: str | None = setting(None, "Name of the catalog entry; default: the config file's name.")
+    category: str = setting("style", "Catalog category (first folder level of the library).")
+    theme: str = setting("general", "Catalog theme (second folder level of the library).")
+    description: str | None = setting(None, "One line for the card: what the LoRA is for.")
+    trigger_words: list[str] = setting([], "Words that activate the LoRA (written to the card).")
+    overwrite: bool = setting(False, "Replace an existing library entry of the same name.")
+
+    #: the file this config came from (not a setting)
+    source: Path | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Rules across settings, as ``(key, message)``; subclasses add their own."""
+        found = []
+        if self.warmup_steps and self.warmup_ratio:
+            found.append(("warmup_ratio", "set warmup_steps or warmup_ratio, not both"))
+        if not re.fullmatch(r"[^/\\\x00]+", self.category) or self.category.startswith("."):
+            found.append(("category", f"{self.category!r}: expected one folder name (no '/', no leading '.')"))
+        if not re.fullmatch(r"[^/\\\x00]+", self.theme) or self.theme.startswith("."):
+            found.append(("theme", f"{self.theme!r}: expected one folder name (no '/', no leading '.')"))
+        if self.name is not None and (not re.fullmatch(r"[^/\\\x00]+", self.name) or self.name.startswith(".")):
+            found.append(("name", f"{self.name!r}: expected a file name (no '/', no leading '.')"))
+        return found
+
+    @property
+    def alpha(self) -> float:
+        return float(self.lora_alpha if self.lora_alpha is not None else self.lora_rank)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as plain values (for logs, cards and the resume fingerprint)."""
+        out = {}
+        for f in config_fields(type(self)):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CommonConfig:
+    """Read, check and resolve a config file; raises :class:`ConfigError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError("cannot read the config", [Problem(str(path), None, "no such file")]) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError("cannot read the config",
+                          [Problem(str(path), None, f"not UTF-8 text (bad byte at offset {err.start})")]) from None
+    return parse_config(text, path, overrides)
+
+
+def parse_config(text: str, path: Path, overrides: dict[str, Any] | None = None) -> CommonConfig:
+    from trainers.registry import get_task, task_types
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        line = _toml_error_line(str(err))
+        raise ConfigError("the config is not valid TOML", [Problem(str(path), line, str(err))]) from None
+    raw.update(overrides or {})
+    lines = key_lines(text)
+    where = str(path)
+
+    task_type = raw.get("task_type")
+    known = task_types()
+    if task_type not in known:
+        got = "missing" if task_type is None else f"= {task_type!r}"
+        raise ConfigError("the config names no task", [Problem(
+            where, lines.get("task_type"),
+            f"`task_type` {got}: expected one of {', '.join(repr(t) for t in known)}")])
+    cls = get_task(task_type).config_class
+
+    values, problems = _check_keys(cls, raw, lines, where)
+    if problems:
+        raise ConfigError("the config has errors", problems)
+    config = cls(**values, source=path.resolve())
+    extra = [Problem(where, lines.get(key), message) for key, message in config.problems()]
+    if extra:
+        raise ConfigError("the config has errors", extra)
+    _resolve(config, path.resolve().parent)
+    return config
+
+
+def _check_keys(cls: type, raw: dict[str, Any], lines: dict[str, int], where: str):
+    fields = {f.name: f for f in config_fields(cls)}
+    aliases = {a: f.name for f in fields.values() for a in f.metadata["aliases"]}
+    types = hints(cls)
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, value in raw.items():
+        line = lines.get(key)
+        name = aliases.get(key, key)
+        if name not in fields:
+            if isinstance(value, dict):
+                message = f"`[{key}]` is a table; lutnav's settings are top-level `key = value` lines"
+            else:
+                message = f"`{key}` is not a setting{_did_you_mean(key, fields, aliases)}"
+            problems.append(Problem(where, line, message))
+            continue
+        if name in values:
+            problems.append(Problem(where, line, f"`{key}` and `{name}` are the same setting; keep one"))
+            continue
+        try:
+            values[name] = check_bounds(fields[name], convert(types[name], value))
+        except ValueError as err:
+            problems.append(Problem(where, line, f"`{key}` = {_show(value)}: {err}"))
+    for name, f in fields.items():
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in values:
+            if not any(p.message.startswith(f"`{name}`") for p in problems):
+                problems.append(Problem(where, None, f"`{name}` is required: {f.metadata['doc']}"))
+    return values, problems
+
+
+def _did_you_mean(key: str, fields: dict, aliases: dict[str, str]) -> str:
+    norm = key.strip().lower().replace("-", "_")
+    near = FOREIGN_KEYS.get(norm) if FOREIGN_KEYS.get(norm) in fields else None
+    near = near or aliases.get(norm) or (norm if norm in fields else None)
+    if near is None:
+        close = difflib.get_close_matches(norm, list(fields), n=1, cutoff=0.6)
+        near = close[0] if close else None
+    return f" — did you mean `{near}`?" if near else ""
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _resolve(config: CommonConfig, folder: Path) -> None:
+    """Defaults that depend on the file, and paths relative to its folder."""
+    if config.name is None:
+        config.name = config.source.stem if config.source else "lora"
+    for f in config_fields(type(config)):
+        value = getattr(config, f.name)
+        if f.metadata["path"] and isinstance(value, str):
+            setattr(config, f.name, str((folder / Path(value).expanduser()).resolve()))
+    if config.output_dir is None:
+        config.output_dir = str(folder / "output" / config.name)
+    local = folder / Path(config.base_model).expanduser()
+    if local.exists():
+        config.base_model = str(local.resolve())
+    if config.resume not in ("auto", "none"):
+        config.resume = str((folder / Path(config.resume).expanduser()).resolve())
+
+
+def _toml_error_line(message: str) -> int | None:
+    found = re.search(r"line (\d+)", message)
+    return int(found.group(1)) if found else None

@@ -1,0 +1,101 @@
+"""Filing a trained LoRA into the library, with its card, and indexing it.
+
+A PEFT adapter lands as ``<library>/<category>/<theme>/<name>/`` with a
+``lutnav.toml`` card inside; a single-file LoRA as ``<name>.safetensors``
+with ``<name>.toml`` (and previews) beside it.  The entry is assembled under
+a hidden name and renamed into place, so a scan never sees half of it, then
+the library is re-scanned (incrementally: only the new entry is read).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainers.checkpoint import STATE_DIR
+from trainers.errors import HandoffError
+
+CARD_IN_FOLDER = "lutnav.toml"
+
+
+@dataclass
+class Filed:
+    rel: str          # library-relative path, as ``lutnav ls`` shows it
+    path: Path
+    replaced: bool
+
+
+def file_into_library(root: str | Path, artifact: str | Path, *, category: str, theme: str, name: str,
+                      card: dict[str, Any], previews: list[Path] = (), overwrite: bool = False) -> Filed:
+    """Copy ``artifact`` (an adapter folder or a LoRA file) into the library with ``card``."""
+    from catalog.library import Library
+
+    lib = Library(root)
+    artifact = Path(artifact)
+    folder = lib.root / category / theme
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / (name if artifact.is_dir() else name + artifact.suffix)
+    replaced = dest.exists()
+    if replaced and not overwrite:
+        raise HandoffError("the library already has an entry of this name", path=dest)
+    card = clean_card(card)
+    if artifact.is_dir():
+        _place_folder(artifact, dest, card)
+    else:
+        _place_file(artifact, dest, card, previews)
+    lib.scan_all()
+    return Filed(lib.relpath(dest), dest, replaced)
+
+
+def clean_card(card: dict[str, Any]) -> dict[str, Any]:
+    """TOML has no null: drop ``None`` values, also inside tables and lists."""
+    if isinstance(card, dict):
+        return {k: clean_card(v) for k, v in card.items() if v is not None}
+    if isinstance(card, (list, tuple)):
+        return [clean_card(v) for v in card if v is not None]
+    return card
+
+
+def _place_folder(artifact: Path, dest: Path, card: dict[str, Any]) -> None:
+    from catalog.card_file import write_card
+
+    staging = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        shutil.copytree(artifact, staging, ignore=shutil.ignore_patterns(STATE_DIR, CARD_IN_FOLDER))
+        write_card(staging / CARD_IN_FOLDER, card, expected_digest=None)
+        _swap_in(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _place_file(artifact: Path, dest: Path, card: dict[str, Any], previews) -> None:
+    from catalog.card_file import write_card
+
+    card_path = dest.with_suffix(".toml")
+    staging = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
+    shutil.copyfile(artifact, staging)
+    try:
+        if card_path.exists():
+            card_path.unlink()  # replacing the entry replaces its card too
+        write_card(card_path, card, expected_digest=None)
+        for i, preview in enumerate(previews):
+            suffix = "" if i == 0 else f".{i}"
+            shutil.copyfile(preview, dest.with_name(f"{dest.stem}.preview{suffix}{Path(preview).suffix}"))
+        os.replace(staging, dest)
+    finally:
+        if staging.exists():
+            staging.unlink()
+
+
+def _swap_in(staging: Path, dest: Path) -> None:
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(dest, old)
+    os.replace(staging, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()

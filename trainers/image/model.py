@@ -1,0 +1,191 @@
+"""Finding and loading a Stable Diffusion base model — local files only, never a silent download.
+
+``base_model`` may be a diffusers folder (``model_index.json``), a single
+``.safetensors`` checkpoint (as A1111 users keep them), or a hub id that is
+already in the local Hugging Face cache.  The family (sd1 / sd2 / sdxl) is read
+from the model's own config without loading weights, so ``--check`` can show
+it; ``model_family`` in the config only has to be set when that cannot tell.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainers.errors import ModelLoadError, UnsupportedSetting
+
+CROSS_WIDTH_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+#: kohya's ss_base_model_version and modelspec.architecture for each family
+BASE_VERSION = {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0"}
+
+
+@dataclass
+class ModelInfo:
+    """What the base model is, known before loading it."""
+
+    kind: str                      # "diffusers folder" | "single file"
+    path: Path
+    family: str | None             # None: could not tell without loading
+    reason: str
+    prediction_type: str = "epsilon"
+    files: list[Path] = field(default_factory=list)   # weight files, for the memory estimate
+
+
+def locate(base_model: str, source: Path | None = None) -> Path:
+    """A local path for ``base_model``: the path itself, or the hub id's snapshot in the local cache."""
+    path = Path(base_model).expanduser()
+    if path.exists():
+        return path
+    if base_model.count("/") == 1 and not base_model.startswith((".", "/")):
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(base_model, local_files_only=True))
+        except Exception as err:  # LocalEntryNotFoundError, or an id the hub library refuses
+            raise ModelLoadError(f"base_model {base_model!r} is not a local path and is not in the local "
+                                 f"Hugging Face cache ({type(err).__name__})", path=source) from None
+    raise ModelLoadError(f"base_model {base_model!r} does not exist", path=source)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def inspect(base_model: str, source: Path | None = None) -> ModelInfo:
+    """Family and prediction type from the model's config files (no torch, no weights)."""
+    path = locate(base_model, source)
+    if path.is_file():
+        return _inspect_single_file(path)
+    index = _read_json(path / "model_index.json")
+    unet = _read_json(path / "unet" / "config.json")
+    if not index or not unet:
+        raise ModelLoadError("not a diffusers Stable Diffusion folder (expected model_index.json and "
+                             "unet/config.json)", path=path,
+                             hint="give base_model as a diffusers folder or a single .safetensors checkpoint")
+    sched = _read_json(path / "scheduler" / "scheduler_config.json")
+    files = sorted(p for sub in ("unet", "vae", "text_encoder", "text_encoder_2") for p in
+                   (path / sub).glob("*.safetensors"))
+    cross = unet.get("cross_attention_dim")
+    if unet.get("addition_embed_type") == "text_time" or "text_encoder_2" in index:
+        family, reason = "sdxl", "the UNet takes text_time conditioning and there are two text encoders"
+    elif cross in CROSS_WIDTH_FAMILY:
+        family, reason = CROSS_WIDTH_FAMILY[cross], f"UNet cross-attention width {cross}"
+    else:
+        family, reason = None, f"UNet cross-attention width {cross} is none of SD1 (768), SD2 (1024), SDXL (2048)"
+    return ModelInfo("diffusers folder", path, family, reason, sched.get("prediction_type", "epsilon"), files)
+
+
+def _inspect_single_file(path: Path) -> ModelInfo:
+    from catalog.header import read_header
+
+    if path.suffix.lower() != ".safetensors":
+        raise ModelLoadError("single-file checkpoints must be .safetensors (pickled .ckpt files are never "
+                             "loaded)", path=path)
+    names = read_header(path).tensors
+    if any(n.startswith("conditioner.embedders.1.") for n in names):
+        family, reason = "sdxl", "two text encoders (conditioner.embedders.1)"
+    elif any(n.startswith("cond_stage_model.model.") for n in names):
+        family, reason = "sd2", "an OpenCLIP text encoder (cond_stage_model.model)"
+    elif any(n.startswith("cond_stage_model.transformer.") for n in names):
+        family, reason = "sd1", "a CLIP-L text encoder (cond_stage_model.transformer)"
+    else:
+        family, reason = None, "no Stable Diffusion text encoder among the tensors"
+    return ModelInfo("single file", path, family, reason, "epsilon", [path])
+
+
+def resolve_family(configured: str, info: ModelInfo, source: Path | None = None) -> str:
+    """The family to train: the model's own when known, the config's when it agrees or must decide."""
+    if configured == "auto":
+        if info.family is None:
+            raise UnsupportedSetting(f"cannot tell the model family of {info.path}: {info.reason}", path=source,
+                                     hint="set model_family = \"sd1\", \"sd2\" or \"sdxl\"")
+        return info.family
+    if info.family is not None and info.family != configured:
+        raise UnsupportedSetting(f"model_family = \"{configured}\" but {info.path} is {info.family} "
+                                 f"({info.reason})", path=source, hint="set model_family = \"auto\"")
+    return configured
+
+
+@dataclass
+class Components:
+    """The loaded pieces of a pipeline that training needs."""
+
+    family: str
+    unet: Any
+    vae: Any
+    text_encoders: list[Any]
+    tokenizers: list[Any]
+    scheduler_config: dict[str, Any]
+    prediction_type: str
+
+
+def load_components(info: ModelInfo, family: str, *, dtype=None) -> Components:
+    """UNet, VAE, text encoder(s), tokenizer(s) and the noise schedule of the base model."""
+    if info.kind == "single file":
+        return _from_single_file(info, family, dtype)
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    root = info.path
+    kw = {"local_files_only": True}
+    try:
+        unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dtype, **kw)
+        vae = AutoencoderKL.from_pretrained(root, subfolder="vae", **kw)
+        encoders = [CLIPTextModel.from_pretrained(root, subfolder="text_encoder", dtype=dtype, **kw)]
+        tokenizers = [CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", **kw)]
+        if family == "sdxl":
+            encoders.append(CLIPTextModelWithProjection.from_pretrained(root, subfolder="text_encoder_2",
+                                                                        dtype=dtype, **kw))
+            tokenizers.append(CLIPTokenizer.from_pretrained(root, subfolder="tokenizer_2", **kw))
+        scheduler = DDPMScheduler.from_pretrained(root, subfolder="scheduler", **kw)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelLoadError(f"cannot load the model ({str(err).splitlines()[0]})", path=root) from None
+    return Components(family, unet, vae, encoders, tokenizers, dict(scheduler.config),
+                      scheduler.config.get("prediction_type", "epsilon"))
+
+
+def _from_single_file(info: ModelInfo, family: str, dtype) -> Components:
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    cls = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
+    try:
+        pipe = cls.from_single_file(str(info.path), local_files_only=True, torch_dtype=dtype)
+    except Exception as err:  # diffusers raises many kinds when its configs are not cached
+        raise ModelLoadError(f"cannot load the single-file checkpoint ({str(err).splitlines()[0]})",
+                             path=info.path, hint="diffusers needs the matching pipeline config in the local "
+                             "Hugging Face cache; or convert the checkpoint to a diffusers folder") from None
+    encoders = [pipe.text_encoder] + ([pipe.text_encoder_2] if family == "sdxl" else [])
+    tokenizers = [pipe.tokenizer] + ([pipe.tokenizer_2] if family == "sdxl" else [])
+    return Components(family, pipe.unet, pipe.vae, encoders, tokenizers, dict(pipe.scheduler.config),
+                      pipe.scheduler.config.get("prediction_type", "epsilon"))
+
+
+def caption_counter(info: ModelInfo):
+    """(count tokens of a caption, the limit) from the first tokenizer, without torch; ``None`` if unknown.
+
+    Reads ``tokenizer/tokenizer.json`` with the ``tokenizers`` library when the folder has
+    one (fast, no model), else builds transformers' CLIP tokenizer from vocab and merges.
+    """
+    folder = info.path / "tokenizer"
+    if info.kind != "diffusers folder" or not folder.is_dir():
+        return None
+    limit = int(_read_json(folder / "tokenizer_config.json").get("model_max_length", 77))
+    limit = min(limit, 4096) - 2  # BOS and EOS take two places
+    try:
+        if (folder / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer
+
+            fast = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            fast.no_truncation()
+            return (lambda text: len(fast.encode(text, add_special_tokens=False).ids)), limit
+        from transformers import CLIPTokenizer
+
+        slow = CLIPTokenizer.from_pretrained(info.path, subfolder="tokenizer", local_files_only=True)
+        return (lambda text: len(slow(text, truncation=False).input_ids) - 2), limit
+    except Exception:  # a tokenizer that will not load only costs the length check
+        return None

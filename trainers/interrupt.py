@@ -1,0 +1,59 @@
+"""Ctrl-C and out-of-memory: the two ways a run ends early that a user should see explained.
+
+The first Ctrl-C asks the loop to save a checkpoint and stop after the
+current step; a second one stops at once (the last checkpoint stays intact).
+An out-of-memory error becomes one message naming the settings to lower.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from trainers.errors import OutOfMemory
+
+if TYPE_CHECKING:
+    from trainers.config import CommonConfig
+
+
+@contextmanager
+def catch_sigint() -> Iterator[Callable[[], bool]]:
+    """Yield a function telling whether Ctrl-C was pressed (only the main thread can catch it)."""
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed.is_set
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if pressed.is_set():
+            raise KeyboardInterrupt
+        pressed.set()
+        import sys
+
+        print("\nCtrl-C: saving a checkpoint after this step (press again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield pressed.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def out_of_memory_error(exc: BaseException, hints: list[str], config: CommonConfig) -> OutOfMemory | None:
+    """An :class:`OutOfMemory` for a GPU or host allocation failure, else ``None``."""
+    import torch
+
+    gpu = isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+    host = isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or (
+        "DefaultCPUAllocator" in str(exc))
+    if not (gpu or host):
+        return None
+    where = "GPU" if gpu else "host (CPU)"
+    advice = "; ".join(hints) if hints else "lower batch_size"
+    return OutOfMemory(f"out of {where} memory at batch_size = {config.batch_size}", path=config.source,
+                       hint=f"try: {advice} — the last checkpoint is intact and resume = \"auto\" continues from it")

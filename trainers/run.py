@@ -1,0 +1,71 @@
+"""One training run from a checked plan: accelerator, task, loop, and what to file afterwards.
+
+Front ends (the CLI, a future TUI screen, tests) call :func:`train` and
+draw its events; filing into the library (:mod:`trainers.handoff`) is a
+separate step so a run can also end in ``output_dir`` alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainers.config import CommonConfig
+from trainers.loop import TrainResult, run_loop
+from trainers.plan import Plan
+from trainers.registry import get_task
+
+
+@dataclass
+class Trained:
+    result: TrainResult
+    artifact: Path | None                 # the file or folder to file into the library
+    card: dict[str, Any] = field(default_factory=dict)
+    previews: list[Path] = field(default_factory=list)
+    is_main_process: bool = True
+
+
+def make_accelerator(config: CommonConfig):
+    """An ``Accelerator`` for the config (honours ``accelerate launch`` settings)."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    from trainers.errors import UnsupportedSetting
+
+    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise UnsupportedSetting("mixed_precision = \"fp16\" needs a CUDA GPU; none is available",
+                                 path=config.source, hint="use \"bf16\" or \"no\" on the CPU")
+    out = Path(config.output_dir)
+    project = ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs"))
+    return Accelerator(mixed_precision=config.mixed_precision,
+                       gradient_accumulation_steps=config.gradient_accumulation_steps,
+                       log_with="tensorboard" if config.log_with == "tensorboard" else None,
+                       project_config=project)
+
+
+def check(config: CommonConfig) -> Plan:
+    """Validate the data and plan the run without loading the model."""
+    return get_task(config.task_type).plan(config)
+
+
+def train(config: CommonConfig, plan: Plan | None = None, *,
+          cancel: Callable[[], bool] | None = None) -> Generator[Any, None, Trained]:
+    """Train; yields the loop's events, returns :class:`Trained`.
+
+    The task object must also offer ``artifact(checkpoint) -> Path`` and
+    ``card(result) -> dict`` (what to file, and the card to file it with), and
+    may offer ``previews(checkpoint) -> list[Path]`` (images filed beside it).
+    """
+    spec = get_task(config.task_type)
+    plan = plan or spec.plan(config)
+    accelerator = make_accelerator(config)
+    task = spec.create(config, plan, accelerator)
+    result = yield from run_loop(task, config, accelerator, cancel=cancel)
+    artifact = previews = None
+    if result.final is not None:
+        artifact = task.artifact(result.final)
+        previews = task.previews(result.final) if hasattr(task, "previews") else None
+    return Trained(result, artifact, task.card(result), previews or [], accelerator.is_main_process)
