@@ -15,6 +15,7 @@ import json
 import os
 import re
 import stat
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,26 +49,32 @@ class View:
     def with_(self, **changes: Any) -> View:
         return replace(self, **changes)
 
+    def key(self) -> tuple:
+        """Equal for views that hold the same rows in the same order ("ink" and "ink ")."""
+        return (fts_query(self.query) if self.query else "", self.category, self.theme, self.base,
+                self.fmt, self.order_by, self.descending)
+
 
 def folder_counts(lib: Library) -> list[tuple[str, str, int]]:
     """``(category, theme, entries)`` for every folder pair, sorted; ``""`` for none."""
-    sql = ("select coalesce(category, ''), coalesce(theme, ''), count(*) from entries "
-           "group by 1, 2 order by 1, 2")
-    return [(r[0], r[1], r[2]) for r in lib.db.execute(sql)]
+    sql = "select category, theme, count(*) from entries group by category, theme"
+    return sorted((r[0] or "", r[1] or "", r[2]) for r in lib.db.execute(sql))
 
 
 def facet(lib: Library, column: str) -> list[tuple[str, int]]:
     """The values of a facet column with their entry counts, most common first."""
     if column not in FACETS:
         raise ValueError(f"{column!r} is not a facet column ({', '.join(FACETS)})")
-    sql = (f"select {column}, count(*) from entries where {column} is not null "
-           f"group by 1 order by 2 desc, 1")
-    return [(r[0], r[1]) for r in lib.db.execute(sql)]
+    sql = f"select {column}, count(*) from entries where {column} is not null group by 1"
+    return sorted(((r[0], r[1]) for r in lib.db.execute(sql)), key=lambda r: (-r[1], r[0]))
 
 
 def count(lib: Library, view: View) -> int:
     """How many entries the view holds."""
-    source, where, args = _from_where(view)
+    match = _match(view)
+    if match and not _filters(view)[0]:
+        return _hits(lib, match)  # the full-text index counts alone, without the rows
+    source, where, args = _from_where(view, lib)
     return lib.db.execute(f"select count(*) {source}{where}", args).fetchone()[0]
 
 
@@ -77,15 +84,14 @@ def page(lib: Library, view: View, *, limit: int, offset: int = 0) -> list[dict]
     The ids come from an index-only walk (sort column + rowid), so a deep offset
     skips index entries rather than decoding 90,000 rows it then throws away.
     """
-    source, where, args = _from_where(view)
+    source, where, args = _from_where(view, lib)
     ids_sql = f"select e.rowid {source}{where}{_order(view)} limit ? offset ?"
     ids = [r[0] for r in lib.db.execute(ids_sql, [*args, int(limit), max(0, int(offset))])]
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
-    cols = ", ".join(ROW_COLUMNS)
     rows = {r["rowid"]: r for r in lib.db.query(
-        f"select rowid, {cols} from entries where rowid in ({marks})", ids)}
+        f"select rowid, {', '.join(ROW_COLUMNS)} from entries where rowid in ({marks})", ids)}
     out = []
     for rowid in ids:
         if rowid in rows:
@@ -101,7 +107,7 @@ def position(lib: Library, view: View, path: str) -> int | None:
     Counted as "rows that sort before it", which the sort column's index
     answers without numbering the whole view.
     """
-    source, where, args = _from_where(view)
+    source, where, args = _from_where(view, lib)
     col = _sort_column(view)
     glue = " and " if where else " where "
     found = lib.db.execute(f"select e.{col}, e.rowid {source}{where}{glue}e.path = ?",
@@ -120,17 +126,35 @@ def position(lib: Library, view: View, path: str) -> int | None:
     return lib.db.execute(sql, [*args, *keys]).fetchone()[0]
 
 
-def _from_where(view: View) -> tuple[str, str, list]:
+#: sort columns with an index of their own (name, base_model, format; path is the key)
+INDEXED_SORTS = frozenset({"name", "path", "base_model", "format"})
+#: below this many full-text hits, reading and sorting the hits beats walking an index
+FEW_HITS = 2000
+
+
+def _match(view: View) -> str:
+    return fts_query(view.query) if view.query else ""
+
+
+_HITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hits(lib: Library, match: str) -> int:
+    """Full-text hits of ``match``; remembered until the index changes (count, then page, ask twice)."""
+    conn = lib.db.conn
+    key = (match, conn.execute("pragma data_version").fetchone()[0], conn.total_changes)
+    known = _HITS.setdefault(lib.db, {})
+    if key not in known:
+        if len(known) > 64:
+            known.clear()
+        known[key] = conn.execute("select count(*) from entries_fts where entries_fts match ?",
+                                  [match]).fetchone()[0]
+    return known[key]
+
+
+def _filters(view: View) -> tuple[list[str], list]:
     clauses: list[str] = []
     args: list = []
-    source = "from entries e"
-    match = fts_query(view.query) if view.query else ""
-    if match:
-        # CROSS JOIN pins the loop order: the full-text match drives, and the
-        # filters are checked on its hits (the other way round runs a match per row)
-        source = "from entries_fts f cross join entries e on e.rowid = f.rowid"
-        clauses.append("entries_fts match ?")
-        args.append(match)
     for col, value in (("category", view.category), ("theme", view.theme),
                        ("base_model", view.base), ("format", view.fmt)):
         if value == "":
@@ -138,6 +162,28 @@ def _from_where(view: View) -> tuple[str, str, list]:
         elif value is not None:
             clauses.append(f"e.{col} = ?")
             args.append(value)
+    return clauses, args
+
+
+def _from_where(view: View, lib: Library) -> tuple[str, str, list]:
+    """FROM and WHERE for the view, with the loop order that suits its search.
+
+    Few hits: the full-text hits drive (CROSS JOIN pins that order) and are
+    sorted.  Many hits in a view sorted by an indexed column: the sort index
+    drives and each row is checked against the hit list, stopping at the page
+    end — "i" matching half of 100,000 entries then costs a few hundred rows.
+    """
+    clauses, args = _filters(view)
+    source = "from entries e"
+    match = _match(view)
+    if match:
+        many = _sort_column(view) in INDEXED_SORTS and _hits(lib, match) >= FEW_HITS
+        if many:  # unary + keeps the rowid out of the plan's index choice
+            clauses.insert(0, "+e.rowid in (select rowid from entries_fts where entries_fts match ?)")
+        else:
+            source = "from entries_fts f cross join entries e on e.rowid = f.rowid"
+            clauses.insert(0, "entries_fts match ?")
+        args.insert(0, match)
     return source, (" where " + " and ".join(clauses)) if clauses else "", args
 
 
