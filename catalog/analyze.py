@@ -15,9 +15,13 @@ import orjson
 
 from .errors import CatalogError
 from .header import read_header
+from .header_cache import HeaderCache
 
 #: an adapter_config.json larger than this is not a PEFT config
 MAX_ADAPTER_CONFIG = 1024 * 1024
+
+#: per-process: files from one trainer share their tensor table byte for byte
+_HEADERS = HeaderCache(size=32)
 
 
 def analyze(abs_path: str, kind: str) -> dict:
@@ -27,7 +31,7 @@ def analyze(abs_path: str, kind: str) -> dict:
     weights = Path(abs_path, "adapter_model.safetensors") if kind == "folder" else Path(abs_path)
     try:
         adapter_config = _read_adapter_config(Path(abs_path)) if kind == "folder" else None
-        header = read_header(weights)
+        header = read_header(weights, _HEADERS)
     except CatalogError as exc:
         return _broken(str(exc))
     except OSError as exc:

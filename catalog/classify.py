@@ -74,15 +74,14 @@ def _classify(header: Header, adapter_config: dict | None) -> Classification:
     if adapter_config:
         c.base_model_name = _text(adapter_config.get("base_model_name_or_path"))
     c.base_model_name = c.base_model_name or _text(meta.get("ss_sd_model_name"))
-    index = KeyIndex(names, shapes, dtypes, getattr(header.tensors, "position", None))
-    keys = find_layout(index, adapter_config)
+    index, keys = _layout(header, names, shapes, dtypes, adapter_config)
     if keys is None:
         _not_a_lora(c, index, claims)
         return c
     c.format, c.network = keys.format, keys.network
     c.has_conv, c.warnings = keys.has_conv, list(keys.warnings)
     c.rank, c.conv_rank = _ranks(keys, c.warnings)
-    _apply(c, detect(keys, kohya=keys.format in ("kohya", "lycoris"), claims=claims))
+    _apply(c, _detect(header.tensors, keys, claims))
     c.parts = _parts(keys.anchors, c.base_model)
     if adapter_config is not None:
         c.alpha, c.alpha_source = alpha_from_config(adapter_config, c.rank, c.warnings)
@@ -94,6 +93,42 @@ def _classify(header: Header, adapter_config: dict | None) -> Classification:
     found = alpha_from_metadata(meta, c.warnings) if keys.format in ("diffusers", "peft") else None
     c.alpha, c.alpha_source = found or (None, "missing: loaders assume alpha = rank")
     return c
+
+
+#: shape findings per tensor table: a scan's header cache hands the same table
+#: object to every file of one trainer, so the key analysis is done once for them
+_MEMO: dict[tuple, tuple[Any, Any]] = {}
+_MEMO_SIZE = 24
+
+
+def _remember(key: tuple, table: Any, value: Any) -> Any:
+    if len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.clear()
+    _MEMO[key] = (table, value)  # the table is kept so its id() cannot be reused
+    return value
+
+
+def _recall(key: tuple, table: Any) -> Any:
+    hit = _MEMO.get(key)
+    return hit[1] if hit is not None and hit[0] is table else None
+
+
+def _layout(header: Header, names, shapes, dtypes, adapter_config: dict | None):
+    """KeyIndex and key layout of the header, memoised per table (not for PEFT configs)."""
+    key = ("layout", id(header.tensors))
+    if adapter_config is None and (hit := _recall(key, header.tensors)) is not None:
+        return hit
+    index = KeyIndex(names, shapes, dtypes, getattr(header.tensors, "position", None))
+    found = (index, find_layout(index, adapter_config))
+    return _remember(key, header.tensors, found) if adapter_config is None else found
+
+
+def _detect(table: Any, keys: LoraKeys, claims: Any) -> Verdict:
+    key = ("family", id(table), repr(claims))
+    if (hit := _recall(key, table)) is not None:
+        return hit
+    verdict = detect(keys, kohya=keys.format in ("kohya", "lycoris"), claims=claims)
+    return _remember(key, table, verdict)
 
 
 def _columns(tensors: Any) -> tuple[Sequence[str], Sequence[str], Sequence[tuple[int, ...]]]:

@@ -21,16 +21,20 @@ from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import itemgetter, mul, sub
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
-from catalog.errors import (
+from catalog.errors import (  # noqa: I001
     HeaderEntryError,
     HeaderJSONError,
     HeaderTooLarge,
     SafetensorsError,
     TruncatedFile,
 )
+
+if TYPE_CHECKING:
+    from catalog.header_cache import HeaderCache
 
 #: the reference library refuses headers over 100 MB (decimal, not MiB)
 MAX_HEADER_BYTES = 100_000_000
@@ -159,12 +163,13 @@ class Header:
         return self.file_size - 8 - self.header_len
 
 
-def read_header(path: str | Path) -> Header:
+def read_header(path: str | Path, cache: "HeaderCache | None" = None) -> Header:
     """Read and validate the header of one safetensors file, touching no tensor data.
 
     Raises a ``SafetensorsError`` subclass naming the file and the first problem
     exactly when ``safetensors.safe_open`` would refuse the file; ``OSError``
-    passes through (the file could not be read at all).
+    passes through (the file could not be read at all). A ``HeaderCache`` lets a
+    scan skip re-validating tensor tables it has already seen byte for byte.
     """
     path = Path(path)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
@@ -189,19 +194,26 @@ def read_header(path: str | Path) -> Header:
     finally:
         os.close(fd)
     data_size = file_size - 8 - header_len
+    if cache is not None:
+        hit = cache.lookup(raw, data_size, path)
+        if hit is not None:
+            return Header(path=path, file_size=file_size, header_len=header_len,
+                          tensors=hit[0], metadata=hit[1])
     # orjson builds ~20,000 containers for an SDXL header, none in a cycle; letting
     # the collector walk them mid-parse costs a third of the parse.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        table, metadata = _parse(raw, data_size, path)
+        table, metadata = parse_header_bytes(raw, data_size, path)
     finally:
         if collecting:
             gc.enable()
+    if cache is not None:
+        cache.store(raw, data_size, table)
     return Header(path=path, file_size=file_size, header_len=header_len, tensors=table, metadata=metadata)
 
 
-def _parse(raw: bytes, data_size: int, path: Path) -> tuple[TensorTable, dict[str, str]]:
+def parse_header_bytes(raw: bytes, data_size: int, path: Path) -> tuple[TensorTable, dict[str, str]]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as err:

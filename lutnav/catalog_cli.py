@@ -35,7 +35,8 @@ def show_cmd(ctx, entry: str, as_json: bool) -> None:
          else f"— ({info['alpha_source']})" if info["alpha_source"] else None),
         ("dtype", info["dtype"]), ("tensors", info["tensor_count"]),
         ("parts", ", ".join(info["parts"] or [])), ("title", info["title"]),
-        ("trigger words", ", ".join(info["trigger_words"] or [])), ("strength", info["strength"]),
+        ("trigger words", ", ".join(info["trigger_words"]) if info["trigger_words"] else
+         ("none" if "trigger_words" in sources else None)), ("strength", info["strength"]),
         ("strength range", info["strength_range"]), ("themes", ", ".join(info["themes"] or [])),
         ("tags", ", ".join(info["tags"] or [])), ("type", info["type"]),
         ("notes", info["notes"]), ("source", info["source"]), ("license", info["license"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -28,18 +29,34 @@ def table(rows: Iterable[Sequence[object]], headers: Sequence[str], *,
           max_widths: dict[int, int] | None = None) -> None:
     rows = [["" if v is None else str(v) for v in r] for r in rows]
     max_widths = max_widths or {}
-    widths = [len(h) for h in headers]
+    widths = [cells(h) for h in headers]
     for r in rows:
         for i, v in enumerate(r):
-            widths[i] = min(max(widths[i], len(v)), max_widths.get(i, 60))
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+            widths[i] = min(max(widths[i], cells(v)), max_widths.get(i, 60))
+    line = "  ".join(_fit(h, w) for h, w in zip(headers, widths)).rstrip()
     click.echo(click.style(line, bold=True) if color() else line)
     for r in rows:
         click.echo("  ".join(_fit(v, w) for v, w in zip(r, widths)).rstrip())
 
 
+def cells(text: str) -> int:
+    """Terminal columns ``text`` takes: CJK and other wide characters take two."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
 def _fit(value: str, width: int) -> str:
-    return value.ljust(width) if len(value) <= width else value[: width - 1] + "…"
+    if cells(value) <= width:
+        return value + " " * (width - cells(value))
+    out, used = [], 0
+    for ch in value:
+        w = cells(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…" + " " * (width - 1 - used)
 
 
 @contextmanager

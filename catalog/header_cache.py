@@ -1,0 +1,81 @@
+"""Validated tensor tables, reused across files whose tables are byte-identical.
+
+A library holds many LoRAs from the same trainer at the same rank: their
+headers differ only in ``__metadata__``, while the tensor part (names, dtypes,
+shapes, offsets) is the same bytes. Parsing and validating ~3,000 SDXL entries
+costs milliseconds; comparing the bytes costs microseconds. So a scan splits
+each header into its metadata object and the rest, validates the metadata on
+its own, and takes the tensor table from the cache when the rest was seen
+before (with the same data-section size). Any header that does not split
+cleanly goes through the full reader, so the cache never changes an answer.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from .errors import SafetensorsError
+from .header import TensorTable, parse_header_bytes
+
+_META_OPEN = b'{"__metadata__":{'
+_META_KEY = b'"__metadata__"'
+
+
+class HeaderCache:
+    """A small LRU of validated tensor tables, keyed by their exact header bytes."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._tables: OrderedDict[tuple[int, bytes], TensorTable] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, raw: bytes, data_size: int, path: Path) -> tuple[TensorTable, dict] | None:
+        """The (table, metadata) of ``raw`` when its tensor part is cached, else None."""
+        parts = split_metadata(raw)
+        if parts is None:
+            self.misses += 1
+            return None
+        meta, rest = parts
+        table = self._tables.get((data_size, rest))
+        if table is None:
+            self.misses += 1
+            return None
+        self._tables.move_to_end((data_size, rest))
+        metadata = {}
+        if meta:  # the same rules as in a full header, on the metadata alone
+            try:
+                metadata = parse_header_bytes(b'{"__metadata__":' + meta + b"}", 0, path)[1]
+            except SafetensorsError:  # a split inside a string, or bad metadata: the full
+                self.misses += 1      # reader gives the authoritative answer
+                return None
+        self.hits += 1
+        return table, metadata
+
+    def store(self, raw: bytes, data_size: int, table: TensorTable) -> None:
+        parts = split_metadata(raw)
+        if parts is None:
+            return
+        self._tables[(data_size, parts[1])] = table
+        if len(self._tables) > self.size:
+            self._tables.popitem(last=False)
+
+
+def split_metadata(raw: bytes) -> tuple[bytes, bytes] | None:
+    """``raw`` as (metadata object, everything after it), or None when unsure.
+
+    Only the reference writer's spelling is split: ``{"__metadata__":{...},"``.
+    The first ``},"`` ends the flat, string-valued metadata object unless a
+    string value itself ends in ``},``; then the metadata part is cut inside a
+    string, is not valid JSON, and ``lookup`` falls back to the full reader.
+    """
+    if not raw.startswith(_META_OPEN):
+        return (b"", raw) if _META_KEY not in raw else None
+    end = raw.find(b'},"', len(_META_OPEN))
+    if end < 0:
+        return None
+    rest = raw[end + 2:]
+    if _META_KEY in rest:
+        return None
+    return raw[len(_META_OPEN) - 1:end + 1], rest
