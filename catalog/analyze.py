@@ -39,6 +39,12 @@ def analyze(abs_path: str, kind: str) -> dict:
     from .classify import classify  # imported here so a pickle-only scan stays tiny
 
     c = classify(header, adapter_config)
+    if c.format in ("diffusers", "lycoris") and c.base_model in ("sd1", "sd2", "sdxl"):
+        from .clients import client_warning  # only files some client half-ignores pay for it
+
+        line = client_warning(list(header.tensors))
+        if line:
+            c.warnings.append(line)
     return {
         "format": c.format,
         "network": c.network,

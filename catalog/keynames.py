@@ -13,6 +13,7 @@ translated in exactly one place. Pure Python: the catalog may import it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 UNET, TE1, TE2 = "unet", "te1", "te2"
 
@@ -89,19 +90,23 @@ LDM_FAMILIES = frozenset({"sdxl"})
 TWO_ENCODERS = frozenset({"sdxl"})
 
 
-def _vocab(words: tuple[str, ...]) -> list[tuple[str, ...]]:
-    return sorted((tuple(w.split("_")) for w in words), key=len, reverse=True)
+def _vocab(words: tuple[str, ...]) -> dict[str, list[tuple[str, ...]]]:
+    """Words split on ``_``, indexed by their first piece, longest first."""
+    index: dict[str, list[tuple[str, ...]]] = {}
+    for word in sorted((tuple(w.split("_")) for w in words), key=len, reverse=True):
+        index.setdefault(word[0], []).append(word)
+    return index
 
 
 _UNET_VOCAB, _TE_VOCAB = _vocab(_UNET_WORDS), _vocab(_TE_WORDS)
 
 
-def _unflatten(text: str, vocab: list[tuple[str, ...]]) -> str | None:
+def _unflatten(text: str, vocab: dict[str, list[tuple[str, ...]]]) -> str | None:
     """``down_blocks_0_attentions_0_proj_in`` → ``down_blocks.0.attentions.0.proj_in``."""
     pieces, out, i = text.split("_"), [], 0
     while i < len(pieces):
-        for word in vocab:
-            if tuple(pieces[i:i + len(word)]) == word:
+        for word in vocab.get(pieces[i], ()):
+            if len(word) == 1 or tuple(pieces[i:i + len(word)]) == word:
                 out.append("_".join(word))
                 i += len(word)
                 break
@@ -120,12 +125,16 @@ def _te_path(path: str) -> str:
     return "text_model." + path
 
 
-def _known(path: str, vocab: list[tuple[str, ...]]) -> bool:
-    return all(p.isdigit() or tuple(p.split("_")) in vocab for p in path.split("."))
+def _known(path: str, vocab: dict[str, list[tuple[str, ...]]]) -> bool:
+    return all(p.isdigit() or tuple(p.split("_")) in vocab.get(p.split("_")[0], ()) for p in path.split("."))
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_key(key: str) -> KeyName | None:
-    """Read any SD UNet / CLIP text-encoder LoRA key; ``None`` for anything else (Flux, LLMs, …)."""
+    """Read any SD UNet / CLIP text-encoder LoRA key; ``None`` for anything else (Flux, LLMs, …).
+
+    Cached: blends and scans meet the same few thousand names over and over.
+    """
     for prefix, part in _KOHYA_PREFIXES:
         if key.startswith(prefix):
             module, _, role = key[len(prefix):].partition(".")

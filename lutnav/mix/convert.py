@@ -1,0 +1,157 @@
+"""Key-name conversion of a LoRA file: kohya ↔ diffusers, tensor bytes copied as they are.
+
+``--to kohya`` gives the names every client loads fully (ComfyUI, A1111/Forge,
+diffusers) with the real alpha as ``.alpha`` tensors — taken from the file's
+``.alpha`` tensors, diffusers' ``lora_adapter_metadata`` or a PEFT config, else
+alpha = rank. ``--to diffusers`` writes ``lora_A``/``lora_B``; diffusers keys
+carry no alpha, so where alpha ≠ rank the scale is folded into ``lora_B`` and
+every loader (which then assumes alpha = rank) applies the same ΔW. Only that
+fold needs numpy; renaming alone is pure Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalog.header import read_header, read_scalars
+from catalog.keynames import KeyName, diffusers_key, kohya_key, parse_key
+from catalog.writer import encode_floats, write_safetensors
+
+from .errors import MergeInputError, MissingExtra, MixError, OutputDirMissing, OutputExists
+
+TARGETS = ("kohya", "diffusers")
+
+
+@dataclass
+class ConvertResult:
+    path: Path
+    tensors: int
+    modules: int
+    folded: int  # modules whose alpha/rank scale went into lora_B
+    family: str | None
+
+
+def default_output(src: Path, to: str) -> Path:
+    stem = src.name if src.is_dir() else src.stem
+    return src.parent / f"{stem}.{to}.safetensors"
+
+
+def convert_file(src: str | Path, to: str, out: str | Path | None = None, *,
+                 overwrite: bool = False, family: str | None = None) -> ConvertResult:
+    """Rewrite ``src`` with ``to`` key names into ``out`` (atomic; never over ``src``)."""
+    from catalog.classify import classify
+    from lutnav.tensors import _fallback_alphas, weights_path
+
+    if to not in TARGETS:
+        raise MixError(f"--to must be one of {', '.join(TARGETS)}, not {to!r}")
+    src = Path(src)
+    file = weights_path(src)
+    out = Path(out) if out is not None else default_output(src, to)
+    if out.resolve() == file.resolve():
+        raise MixError("refusing to convert a file onto itself", path=out,
+                       hint="give --out another name")
+    if not out.parent.is_dir():
+        raise OutputDirMissing(f"folder {out.parent} does not exist", path=out)
+    if out.exists() and not overwrite:
+        raise OutputExists("file exists", path=out)
+    header = read_header(file)
+    family = family or _family(classify(header), header)
+    groups = _group(file, header)
+    alpha_of = _fallback_alphas(src, header.metadata)
+    stored = read_scalars(header, [r["alpha"] for r in groups.values() if "alpha" in r])
+    tensors: dict[str, tuple] = {}
+    folded = 0
+    with open(file, "rb") as fh:
+        def raw(key: str) -> bytes:
+            info = header.tensors[key]
+            fh.seek(header.data_offset + info.start)
+            return fh.read(info.end - info.start)
+
+        for module, roles in groups.items():
+            down_key, up_key = roles["down"], roles["up"]
+            d_info, u_info = header.tensors[down_key], header.tensors[up_key]
+            rank = d_info.shape[0]
+            alpha = stored.get(roles.get("alpha", ""))
+            alpha = float(alpha) if alpha is not None else alpha_of(module, rank)
+            name = KeyName(module[0], module[1], "down", to)
+            if to == "kohya":
+                outs = {kohya_key(name, family=family): (d_info, raw(down_key)),
+                        kohya_key(_as(name, "up"), family=family): (u_info, raw(up_key))}
+                tensors[kohya_key(_as(name, "alpha"), family=family)] = ("F32", [], encode_floats([alpha], "F32"))
+            else:
+                up_bytes = raw(up_key)
+                if abs(alpha - rank) > 1e-6 * rank:
+                    up_bytes = fold_scale(up_bytes, u_info.dtype, alpha / rank, file, up_key)
+                    folded += 1
+                outs = {diffusers_key(name): (d_info, raw(down_key)),
+                        diffusers_key(_as(name, "up")): (u_info, up_bytes)}
+            for key, (info, data) in outs.items():
+                if key in tensors:
+                    raise MergeInputError(f"two modules map to the same key {key!r}", path=file)
+                tensors[key] = (info.dtype, list(info.shape), data)
+    metadata = _metadata(header.metadata, to, family)
+    write_safetensors(out, tensors, metadata)
+    return ConvertResult(out, len(tensors), len(groups), folded, family)
+
+
+def _as(name: KeyName, role: str) -> KeyName:
+    return KeyName(name.part, name.path, role, name.style)
+
+
+def _family(c, header) -> str | None:
+    if c.base_model in ("sd1", "sd2", "sdxl"):
+        return c.base_model
+    if any(k.startswith(("lora_te2_", "text_encoder_2.")) for k in header.tensors):
+        return "sdxl"
+    return None
+
+
+def _group(file: Path, header) -> dict[tuple[str, str], dict[str, str]]:
+    """Every key understood, or a refusal that names the first one that is not."""
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    for key in header.tensors:
+        name = parse_key(key)
+        if name is None:
+            raise MergeInputError(f"key {key!r} is not an SD UNet or text-encoder LoRA key; "
+                                  "lutnav converts SD1/SD2/SDXL LoRAs only", path=file)
+        if name.role not in ("down", "up", "alpha"):
+            raise MergeInputError(f"key {key!r} ({name.role}) has no equivalent in plain LoRA "
+                                  "names; LoHa/LoKr/DoRA files keep their own layout", path=file)
+        groups.setdefault(name.module, {})[name.role] = key
+    for module, roles in groups.items():
+        if "down" not in roles or "up" not in roles:
+            raise MergeInputError(f"module {module[1]!r} lacks its {'up' if 'down' in roles else 'down'} "
+                                  "weight", path=file)
+    if not groups:
+        raise MergeInputError("no LoRA modules in this file", path=file)
+    return groups
+
+
+def _metadata(meta: dict[str, str], to: str, family: str | None) -> dict[str, str]:
+    out = {k: v for k, v in meta.items() if k != "lora_adapter_metadata"}
+    out["lutnav_converted_to"] = to
+    if to == "kohya":
+        out.setdefault("ss_network_module", "networks.lora")
+    else:
+        out.setdefault("format", "pt")
+    return out
+
+
+def fold_scale(data: bytes, dtype: str, scale: float, file: Path, key: str) -> bytes:
+    """``data`` times ``scale``, in the same dtype (BF16 rounded to nearest even)."""
+    try:
+        import numpy as np
+    except ImportError:
+        raise MissingExtra("folding alpha into lora_B needs numpy", path=file) from None
+    if dtype in ("F16", "F32", "F64"):
+        kind = {"F16": np.float16, "F32": np.float32, "F64": np.float64}[dtype]
+        values = np.frombuffer(data, dtype=kind).astype(np.float64) * scale
+        return values.astype(kind).tobytes()
+    if dtype == "BF16":
+        bits = np.frombuffer(data, dtype=np.uint16).astype(np.uint32) << 16
+        values = (bits.view(np.float32).astype(np.float64) * scale).astype(np.float32)
+        words = values.view(np.uint32)
+        rounded = (words + 0x7FFF + ((words >> 16) & 1)) >> 16
+        return rounded.astype(np.uint16).tobytes()
+    raise MergeInputError(f"tensor {key!r} is {dtype}; only float weights can be scaled", path=file)

@@ -1,0 +1,111 @@
+"""The XYZ check as one sheet: checkpoints down, weights across, every cell labelled.
+
+:func:`compose_grid` is plain pillow (tested without diffusers); :func:`grid_entry`
+renders the cells through :mod:`lutnav.mix.preview` and writes the sheet with the
+same ``parameters`` chunk convention as the previews.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from catalog.library import Library
+
+from .errors import MixError
+
+PAD = 8
+LABEL_H = 18
+
+
+def compose_grid(cells: list[list[object]], row_labels: list[str], col_labels: list[str],
+                 title: str = ""):
+    """A labelled sheet of equally sized images: ``cells[row][col]``."""
+    from PIL import Image, ImageDraw
+
+    if not cells or not cells[0]:
+        raise ValueError("a grid needs at least one image")
+    if len(cells) != len(row_labels) or any(len(r) != len(col_labels) for r in cells):
+        raise ValueError("one label per row and per column")
+    w, h = cells[0][0].size
+    label_w = max(60, 7 * max(len(s) for s in row_labels) + 2 * PAD)
+    top = LABEL_H * (2 if title else 1) + PAD
+    sheet = Image.new("RGB", (label_w + len(col_labels) * (w + PAD) + PAD,
+                              top + len(row_labels) * (h + PAD) + PAD), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((PAD, PAD // 2), title, fill="black")
+    for c, label in enumerate(col_labels):
+        draw.text((label_w + c * (w + PAD) + PAD, top - LABEL_H), label, fill="black")
+    for r, (row, label) in enumerate(zip(cells, row_labels)):
+        y = top + r * (h + PAD)
+        draw.text((PAD, y + h // 2 - 6), label, fill="black")
+        for c, image in enumerate(row):
+            if image.size != (w, h):
+                image = image.resize((w, h))
+            sheet.paste(image.convert("RGB"), (label_w + c * (w + PAD) + PAD, y))
+    return sheet
+
+
+def parse_weights(text: str) -> list[float]:
+    """``0.4,0.6,0.8`` → floats; refuses empties, words and NaN with the offending item."""
+    import math
+
+    out = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise MixError(f"--weights: {item.strip()!r} is not a number",
+                           hint="write e.g. --weights 0.4,0.6,0.8,1.0") from None
+        if not math.isfinite(value):
+            raise MixError(f"--weights: {item.strip()!r} is not a finite number")
+        out.append(value)
+    return out
+
+
+def checkpoint_folders(folder: Path) -> list[Path]:
+    """Diffusers model folders directly inside ``folder`` (or ``folder`` itself), sorted."""
+    folder = Path(folder)
+    if (folder / "model_index.json").is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise MixError("checkpoints folder does not exist", path=folder)
+    found = sorted(p for p in folder.iterdir() if (p / "model_index.json").is_file())
+    if not found:
+        raise MixError("no diffusers model folders (with model_index.json) inside", path=folder,
+                       hint="put one folder per checkpoint there")
+    return found
+
+
+def grid_entry(lib: Library, name: str, weights: list[float], settings, *,
+               checkpoints: Path | None = None, model: str | None = None,
+               out: Path | None = None, progress=None) -> Path:
+    """Render ``name`` at each weight on each checkpoint and save the labelled sheet."""
+    from .preview import Shot, a1111_parameters, default_prompt, load_pipeline, model_for, render
+    from .preview import save_png
+    from .sampling import image_entry
+
+    rel, entry, file = image_entry(lib, name)
+    models = checkpoint_folders(checkpoints) if checkpoints else [model_for(lib, entry["base_model"], model)]
+    prompt = settings.prompt or default_prompt([entry])
+    negative = settings.negative_prompt or entry.get("negative_prompt") or ""
+    out = Path(out) if out else file.with_name(f"{file.stem}.grid.png")
+    if not out.parent.is_dir():
+        raise MixError(f"folder {out.parent} does not exist", path=out)
+    rows, total, done = [], len(models) * len(weights), 0
+    for folder in models:
+        pipe = load_pipeline(folder)
+        row = []
+        for w in weights:
+            shot = Shot(f"{folder.name} @ {w:g}", [(file, file.stem, w)], out, prompt, negative)
+            row.append(render(pipe, shot, settings))
+            done += 1
+            if progress is not None:
+                progress(done, total, shot.label)
+        rows.append(row)
+    sheet = compose_grid(rows, [m.name for m in models], [f"{file.stem}:{w:g}" for w in weights],
+                         title=prompt)
+    shot = Shot("grid", [(file, file.stem, weights[0])], out, prompt, negative)
+    text = a1111_parameters(shot, settings, ", ".join(m.name for m in models))
+    text += f"\nX: weight {','.join(f'{w:g}' for w in weights)}; Y: checkpoint"
+    return save_png(sheet, out, text)

@@ -1,0 +1,327 @@
+"""``lutnav mix``, ``convert``, ``check``, ``preview`` and ``grid``: thin commands over lutnav.mix.
+
+Each command parses, calls the library and prints; the guards speak through
+:class:`~lutnav.mix.guards.Verdict` lines on stderr, and a refusal exits 1
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .context import ensure_indexed, open_library
+from .output import color, echo_json, progress
+
+DIFFUSERS_HELP = "needs `pip install 'lutnav[train]'`"
+
+
+def _sampling_options(f):
+    for opt in reversed([
+        click.option("--prompt", help="Prompt (default: 'a picture' + the trigger words)."),
+        click.option("--negative", "negative_prompt", help="Negative prompt (default: the card's)."),
+        click.option("--seed", type=int, default=1, show_default=True),
+        click.option("--steps", type=click.IntRange(1, 500), default=20, show_default=True),
+        click.option("--size", type=click.IntRange(64, 2048), default=512, show_default=True,
+                     help="Image width and height in pixels (a multiple of 8)."),
+        click.option("--guidance", type=float, default=7.0, show_default=True),
+        click.option("--model", help="Diffusers model folder (default: [models] in .lutnav/config.toml)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _settings(prompt, negative_prompt, seed, steps, size, guidance):
+    from .mix.preview import Settings
+
+    if size % 8:
+        raise click.BadParameter(f"{size} is not a multiple of 8", param_hint="--size")
+    return Settings(prompt, negative_prompt, seed, steps, size, guidance)
+
+
+def _image_progress(label: str):
+    """One progress line per image on stderr (a sample takes seconds to minutes each)."""
+    def report(done: int, total: int, what: str) -> None:
+        click.echo(f"{label} {done}/{total}: {what}", err=True)
+    return report
+
+
+def _show(paths: list[Path]) -> None:
+    from .mix.terminal import halfblocks
+
+    for p in paths:
+        if sys.stdout.isatty() and color():
+            click.echo(halfblocks(p))
+        click.echo(str(p))
+
+
+@click.command("mix")
+@click.argument("specs", nargs=-1)
+@click.option("--recipe", type=click.Path(path_type=Path, dir_okay=False),
+              help="A saved blend (schemas/mix-recipe.schema.json).")
+@click.option("--comfy", is_flag=True, default=None, help="Print a ComfyUI LoraLoader chain (API JSON).")
+@click.option("--checkpoint", default="model.safetensors", show_default=True,
+              help="ckpt_name of the chain's checkpoint loader (with --comfy).")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Merge into this .safetensors file (exact rank concatenation).")
+@click.option("--rank", type=int, default=None, help="With --out: SVD-compress every module to this rank.")
+@click.option("--into-model", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="With --out: bake the blend into this full .safetensors checkpoint.")
+@click.option("--overwrite", is_flag=True, default=None, help="Replace an existing --out file.")
+@click.option("--force", is_flag=True, default=None,
+              help="Pass the soft guards (total strength, count, weight range); reasons still print.")
+@click.option("--preview", is_flag=True, help=f"Sample each LoRA and the blend ({DIFFUSERS_HELP}).")
+@_sampling_options
+@click.pass_context
+def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwrite, force, preview,
+            prompt, negative_prompt, seed, steps, size, guidance, model) -> None:
+    """Blend LoRAs: guards, then the A1111/Forge tag line (or a merge, a chain, previews).
+
+    SPECS are NAME[:WEIGHT] (weight defaults to the card's strength, else 1.0).
+    Guards from [mix] in .lutnav/config.toml: max_loras (2), max_total (1.0),
+    weight_range ([-2, 2]); --force passes them. Different base models, broken or
+    pickle entries and the same LoRA twice are always refused.
+    """
+    from lutnav.prompt_tags import parse_specs
+
+    from .mix.blend import check_output, resolve_items
+    from .mix.guards import check_blend, module_set
+    from .mix.recipe import load_recipe
+
+    settings = _settings(prompt, negative_prompt, seed, steps, size, guidance)
+    if recipe is not None:
+        if specs:
+            raise click.UsageError("give either SPECS or --recipe, not both")
+        r = load_recipe(recipe)
+        parsed = r.specs
+        out = out if out is not None else r.out
+        rank = rank if rank is not None else r.rank
+        overwrite = overwrite if overwrite is not None else r.overwrite
+        force = force if force is not None else r.force
+        comfy = comfy if comfy is not None else r.comfy
+        settings = _from_recipe(settings, r.preview, ctx)
+    elif not specs:
+        raise click.UsageError("give at least one NAME[:WEIGHT], or --recipe FILE")
+    else:
+        parsed = parse_specs(specs)
+    if rank is not None and out is None:
+        raise click.UsageError("--rank needs --out (it sets the rank of the merged file)")
+    if into_model is not None and (out is None or rank is not None):
+        raise click.UsageError("--into-model needs --out and takes no --rank")
+    if out is not None:
+        check_output(out, overwrite=bool(overwrite))
+    if preview:
+        from .mix.preview import require_diffusers
+
+        require_diffusers()
+
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    items = resolve_items(lib, parsed)
+    modules = [_modules_or_empty(module_set, lib.abspath(i.rel), i.entry) for i in items]
+    verdict = check_blend([i.entry for i in items], [i.weight for i in items], lib.config,
+                          force=bool(force), modules=modules)
+    for line in verdict.lines():
+        click.echo(line, err=True)
+    if not verdict.ok:
+        ctx.exit(1)
+
+    merged = None
+    if into_model is not None:
+        merged = _bake(lib, items, into_model, out, bool(overwrite))
+    elif out is not None:
+        merged = _merge(lib, items, out, rank, bool(overwrite))
+    elif comfy:
+        from .mix.tags import comfy_chain
+
+        echo_json(comfy_chain(items, checkpoint))
+    else:
+        from .mix.tags import tag_line
+
+        click.echo(tag_line(items))
+    if preview:
+        from .mix.sampling import preview_blend
+
+        paths = preview_blend(lib, items, settings, model=model,
+                              merged=merged if into_model is None else None,
+                              progress=_image_progress("preview"))
+        _show(paths)
+
+
+def _modules_or_empty(module_set, path: Path, entry: dict) -> set:
+    if entry.get("error") or entry.get("format") == "pickle":
+        return set()
+    return module_set(path)
+
+
+def _from_recipe(settings, table: dict, ctx):
+    """Recipe [preview] values fill in the options the command line left at their defaults."""
+    names = {"prompt": "prompt", "negative_prompt": "negative_prompt", "seed": "seed",
+             "steps": "steps", "size": "size", "guidance": "guidance"}
+    for key, attr in names.items():
+        source = ctx.get_parameter_source(attr)
+        if key in table and source is not click.core.ParameterSource.COMMANDLINE:
+            setattr(settings, attr, table[key])
+    return settings
+
+
+def _merge(lib, items, out: Path, rank: int | None, overwrite: bool) -> Path:
+    from .mix.blend import write_merged
+
+    command = "lutnav mix " + " ".join(f"{i.name}:{i.weight:g}" for i in items) + f" --out {out.name}"
+    command += f" --rank {rank}" if rank is not None else ""
+    with progress("merging", None) as bar:
+        def step(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+        result = write_merged(lib, items, out, rank=rank, overwrite=overwrite, command=command,
+                              progress=step)
+    how = f"SVD rank {rank}" if rank is not None else "exact"
+    click.echo(f"wrote {result.path} ({result.modules} modules, {how}, max rank {result.rank}, "
+               f"{result.seconds:.2f} s)", err=True)
+    if rank is not None:
+        module, worst = result.report.worst
+        where = f" ({module[0]} {module[1]})" if module else ""
+        click.echo(f"relative Frobenius error per module: worst {worst:.4g}{where}, "
+                   f"mean {result.report.mean:.4g}", err=True)
+    if result.rel:
+        click.echo(f"indexed as {result.rel} (card lists its parents)", err=True)
+    else:
+        click.echo("outside the library: written with its card, not indexed", err=True)
+    click.echo(f"<lora:{result.path.stem}:1>")
+    return result.path
+
+
+def _bake(lib, items, base: Path, out: Path, overwrite: bool) -> Path:
+    from .mix.bake import bake_into_model
+
+    with progress("baking", None) as bar:
+        def step(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+        result = bake_into_model(lib, items, base, out, overwrite=overwrite, progress=step)
+    click.echo(f"wrote {result.path}: {result.changed} of {result.tensors} weights changed "
+               f"({result.seconds:.1f} s)", err=True)
+    for line in result.notes:
+        click.echo(f"note: {line}", err=True)
+    click.echo(str(result.path))
+    return result.path
+
+
+@click.command("convert")
+@click.argument("source")
+@click.option("--to", "to", type=click.Choice(["kohya", "diffusers"]), required=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Output file (default: <stem>.<to>.safetensors beside the source).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.pass_context
+def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) -> None:
+    """Rewrite a LoRA's key names: kohya (every client) or diffusers (lora_A/lora_B).
+
+    SOURCE is a file path or an entry name. Tensor data is copied as is; the real
+    alpha is kept (kohya) or folded into lora_B where alpha != rank (diffusers).
+    """
+    from .mix.convert import convert_file
+
+    path, lib = Path(source), None
+    if not path.exists():
+        lib = open_library(ctx)
+        ensure_indexed(lib)
+        path = lib.abspath(lib.resolve(source))
+    result = convert_file(path, to, out, overwrite=overwrite)
+    extra = f"; alpha folded into lora_B for {result.folded} modules" if result.folded else ""
+    click.echo(f"{result.modules} modules, {result.tensors} tensors, {to} names{extra}", err=True)
+    _index_if_inside(ctx, lib, result.path)
+    click.echo(str(result.path))
+
+
+def _index_if_inside(ctx, lib, path: Path) -> None:
+    from catalog.errors import CatalogError
+
+    try:
+        lib = lib or open_library(ctx)
+        lib.relpath(path)
+    except CatalogError:
+        return
+    lib.scan_all()
+
+
+@click.command("check")
+@click.argument("name")
+@click.option("--client", type=click.Choice(["comfyui", "a1111", "diffusers", "all"]), default="all",
+              show_default=True)
+@click.option("--keys", "show_keys", is_flag=True, help="List every dropped key.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def check_cmd(ctx, name: str, client: str, show_keys: bool, as_json: bool) -> None:
+    """Which of a LoRA's keys a client maps, and which it would silently drop."""
+    from catalog.header import read_header
+
+    from catalog.clients import CLIENTS, check_client
+    from .tensors import weights_path
+
+    path = Path(name)
+    if not (path.is_file() and path.suffix == ".safetensors"):
+        lib = open_library(ctx)
+        ensure_indexed(lib)
+        path = lib.abspath(lib.resolve(name))
+    keys = list(read_header(weights_path(path)).tensors)
+    reports = [check_client(keys, c) for c in (CLIENTS if client == "all" else [client])]
+    if as_json:
+        echo_json([{"client": r.client, "total": r.total, "mapped": r.mapped, "dropped": r.dropped,
+                    "unknown": r.unknown, "reason": r.reason, "fix": r.fix} for r in reports])
+        return
+    for r in reports:
+        click.echo(r.summary())
+        shown = r.dropped if show_keys else r.dropped[:5]
+        for key in shown:
+            click.echo(f"  dropped: {key}")
+        if len(r.dropped) > len(shown):
+            click.echo(f"  … {len(r.dropped) - len(shown)} more (--keys lists them)")
+
+
+@click.command("preview")
+@click.argument("name")
+@_sampling_options
+@click.pass_context
+def preview_cmd(ctx, name, prompt, negative_prompt, seed, steps, size, guidance, model) -> None:
+    """Sample images of one entry, stored as its previews (needs lutnav[train])."""
+    from .mix.preview import require_diffusers
+    from .mix.sampling import preview_entry
+
+    settings = _settings(prompt, negative_prompt, seed, steps, size, guidance)
+    require_diffusers()
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    _show(preview_entry(lib, name, settings, model=model, progress=_image_progress("preview")))
+
+
+@click.command("grid")
+@click.argument("name")
+@click.option("--weights", default="0.4,0.6,0.8,1.0", show_default=True,
+              help="Comma-separated weights (columns).")
+@click.option("--checkpoints", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of diffusers model folders (rows); default: the configured base model.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Sheet to write (default: <stem>.grid.png beside the LoRA).")
+@_sampling_options
+@click.pass_context
+def grid_cmd(ctx, name, weights, checkpoints, out, prompt, negative_prompt, seed, steps, size,
+             guidance, model) -> None:
+    """Checkpoint x weight sheet of one LoRA, every cell labelled (needs lutnav[train])."""
+    from .mix.grid import grid_entry, parse_weights
+    from .mix.preview import require_diffusers
+
+    settings = _settings(prompt, negative_prompt, seed, steps, size, guidance)
+    values = parse_weights(weights)
+    require_diffusers()
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    path = grid_entry(lib, name, values, settings, checkpoints=checkpoints, model=model, out=out,
+                      progress=_image_progress("grid"))
+    _show([path])
+
+
+COMMANDS = [mix_cmd, convert_cmd, check_cmd, preview_cmd, grid_cmd]
