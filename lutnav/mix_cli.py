@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from catalog.errors import CatalogError
+
 from .context import ensure_indexed, open_library
 from .output import color, echo_json, progress
 
@@ -110,16 +112,16 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwr
         raise click.UsageError("--rank needs --out (it sets the rank of the merged file)")
     if into_model is not None and (out is None or rank is not None):
         raise click.UsageError("--into-model needs --out and takes no --rank")
-    if out is not None:
+    lib = open_library(ctx)
+    ensure_indexed(lib)
+    items = resolve_items(lib, parsed)
+    adapters = bool(items) and all(i.entry.get("base_model") == "llm" for i in items)
+    if out is not None and not adapters:
         check_output(out, overwrite=bool(overwrite))
     if preview:
         from .mix.preview import require_diffusers
 
         require_diffusers()
-
-    lib = open_library(ctx)
-    ensure_indexed(lib)
-    items = resolve_items(lib, parsed)
     modules = [_modules_or_empty(module_set, lib.abspath(i.rel), i.entry) for i in items]
     verdict = check_blend([i.entry for i in items], [i.weight for i in items], lib.config,
                           force=bool(force), modules=modules)
@@ -128,6 +130,9 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwr
     if not verdict.ok:
         ctx.exit(1)
 
+    if adapters:
+        _blend_adapters(lib, items, out, rank, bool(overwrite))
+        return
     merged = None
     if into_model is not None:
         merged = _bake(lib, items, into_model, out, bool(overwrite))
@@ -148,6 +153,29 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwr
                               merged=merged if into_model is None else None,
                               progress=_image_progress("preview"))
         _show(paths)
+
+
+def _blend_adapters(lib, items, out: Path | None, rank: int | None, overwrite: bool) -> None:
+    """LLM adapters blend through peft's weighted adapter into a new adapter folder."""
+    if out is None:
+        raise click.UsageError("LLM adapters have no prompt tag: pass --out DIR to write the blended "
+                               "PEFT adapter folder (exact rank concatenation, or --rank N for SVD)")
+    out = Path(out).expanduser()
+    if out.exists() and not overwrite:
+        raise click.UsageError(f"{out} exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise click.UsageError(f"folder {out.parent} does not exist")
+    from trainers.text.blend import blend_adapters
+
+    blended = blend_adapters(None, [(lib.abspath(i.rel), i.weight) for i in items], out,
+                             combination_type="svd" if rank else "cat", svd_rank=rank)
+    click.echo(f"blended adapter → {blended.path} (rank {blended.rank}, {blended.combination_type} "
+               f"of {len(items)} adapters)")
+    try:
+        lib.relpath(blended.path)
+    except CatalogError:
+        return
+    lib.scan_all()
 
 
 def _modules_or_empty(module_set, path: Path, entry: dict) -> set:
