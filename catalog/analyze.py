@@ -21,7 +21,7 @@ from .header_cache import HeaderCache
 MAX_ADAPTER_CONFIG = 1024 * 1024
 
 #: per-process: files from one trainer share their tensor table byte for byte
-_HEADERS = HeaderCache(size=32)
+_HEADERS = HeaderCache()
 
 
 def analyze(abs_path: str, kind: str) -> dict:
@@ -120,6 +120,14 @@ def _header_digest(path: Path, header_len: int) -> str:
         fh.seek(8)
         head = fh.read(min(header_len, 65536))
     return hashlib.blake2b(head, digest_size=16, salt=header_len.to_bytes(16, "little")).hexdigest()
+
+
+def forget() -> None:
+    """Release the per-process caches once a scan is over."""
+    from .classify import forget as forget_layouts
+
+    _HEADERS.clear()
+    forget_layouts()
 
 
 def analyze_many(items: list[tuple[str, str]]) -> list[dict]:

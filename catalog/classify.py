@@ -98,7 +98,7 @@ def _classify(header: Header, adapter_config: dict | None) -> Classification:
 #: shape findings per tensor table: a scan's header cache hands the same table
 #: object to every file of one trainer, so the key analysis is done once for them
 _MEMO: dict[tuple, tuple[Any, Any]] = {}
-_MEMO_SIZE = 24
+_MEMO_SIZE = 256
 
 
 def _remember(key: tuple, table: Any, value: Any) -> Any:
@@ -106,6 +106,11 @@ def _remember(key: tuple, table: Any, value: Any) -> Any:
         _MEMO.clear()
     _MEMO[key] = (table, value)  # the table is kept so its id() cannot be reused
     return value
+
+
+def forget() -> None:
+    """Drop the memo (a long-lived process calls this after each scan)."""
+    _MEMO.clear()
 
 
 def _recall(key: tuple, table: Any) -> Any:

@@ -25,11 +25,18 @@ _META_KEY = b'"__metadata__"'
 class HeaderCache:
     """A small LRU of validated tensor tables, keyed by their exact header bytes."""
 
-    def __init__(self, size: int = 64):
+    def __init__(self, size: int = 96, max_bytes: int = 48 * 1024 * 1024):
         self.size = size
+        self.max_bytes = max_bytes
         self._tables: OrderedDict[tuple[int, bytes], TensorTable] = OrderedDict()
+        self._bytes = 0
         self.hits = 0
         self.misses = 0
+
+    def clear(self) -> None:
+        """Drop every table (a long-lived process calls this after each scan)."""
+        self._tables.clear()
+        self._bytes = 0
 
     def lookup(self, raw: bytes, data_size: int, path: Path) -> tuple[TensorTable, dict] | None:
         """The (table, metadata) of ``raw`` when its tensor part is cached, else None."""
@@ -57,19 +64,26 @@ class HeaderCache:
         parts = split_metadata(raw)
         if parts is None:
             return
-        self._tables[(data_size, parts[1])] = table
-        if len(self._tables) > self.size:
-            self._tables.popitem(last=False)
+        key = (data_size, parts[1])
+        if key in self._tables:
+            return
+        self._tables[key] = table
+        self._bytes += len(key[1])
+        while len(self._tables) > self.size or self._bytes > self.max_bytes:
+            old, _ = self._tables.popitem(last=False)
+            self._bytes -= len(old[1])
 
 
 def split_metadata(raw: bytes) -> tuple[bytes, bytes] | None:
     """``raw`` as (metadata object, everything after it), or None when unsure.
 
-    Only the reference writer's spelling is split: ``{"__metadata__":{...},"``.
+    Trailing space padding (which depends on the metadata's length) is dropped
+    from the key. Only the reference writer's spelling is split: ``{"__metadata__":{...},"``.
     The first ``},"`` ends the flat, string-valued metadata object unless a
     string value itself ends in ``},``; then the metadata part is cut inside a
     string, is not valid JSON, and ``lookup`` falls back to the full reader.
     """
+    raw = raw.rstrip(b" ")  # writers pad to 8 bytes; trailing spaces are valid JSON padding
     if not raw.startswith(_META_OPEN):
         return (b"", raw) if _META_KEY not in raw else None
     end = raw.find(b'},"', len(_META_OPEN))

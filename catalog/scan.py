@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 import multiprocessing
 
-from .analyze import analyze, analyze_many, cpu_workers
+from .analyze import analyze, analyze_many, cpu_workers, forget
 from .library import Library
 from .rows import build_row, reread_cards
 from .walk import Candidate, WalkReport, walk
@@ -118,6 +118,7 @@ def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
                 done += 1
                 if done % 50 == 0 or done == todo:
                     yield ScanProgress("read", done, todo, cand.rel)
+        forget()
         _carry_hashes(lib, removed, rows)
         _write(lib, rows, metas, [] if summary.cancelled else removed)
         summary.removed = 0 if summary.cancelled else len(removed)
