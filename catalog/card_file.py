@@ -22,6 +22,7 @@ import tomli_w
 
 from catalog.card import Card, FIELD_KINDS, card_schema, check_card_dict
 from catalog.errors import CardConflict, CardError, SidecarError
+from .durable import fsync_dir
 
 #: A card is a few hundred bytes; the bound is the one every sidecar read has.
 MAX_CARD_BYTES = 4 * 1024 * 1024
@@ -152,14 +153,4 @@ def _atomic_write(path: Path, data: bytes, mode: int, expected: str | None) -> N
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dir(path.parent)

@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from catalog.header import DTYPE_BITS
+from .durable import fsync_dir
 
 TensorSpec = tuple[str, Sequence[int], "bytes | None"]
 
@@ -112,7 +113,7 @@ def write_safetensors(
             pass
         raise
     if fsync:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def _create_temp(path: Path) -> tuple[int, str]:
@@ -164,17 +165,3 @@ def _write_zeros(out, count: int) -> None:
         step = min(count, len(_ZERO_CHUNK))
         out.write(_ZERO_CHUNK[:step] if step < len(_ZERO_CHUNK) else _ZERO_CHUNK)
         count -= step
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable; not every platform can open a folder."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

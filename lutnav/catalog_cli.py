@@ -10,7 +10,7 @@ from catalog import hashing
 from catalog.errors import CatalogError
 
 from .context import ensure_indexed, open_library, run_scan_with_progress
-from .output import echo_json, progress, table
+from .output import echo_json, run_with_progress, table
 from .prompt_tags import format_tags, parse_specs
 
 
@@ -118,14 +118,7 @@ def hash_cmd(ctx, entries: tuple[str, ...], all_: bool, force: bool, as_json: bo
 
 
 def _with_progress(gen):
-    with progress("hashing", None) as bar:
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            bar.length = step.total_bytes
-            bar.update(step.done_bytes - bar.pos, step.path)
+    return run_with_progress(gen, "hashing", lambda s: (s.done_bytes, s.total_bytes, s.path))
 
 
 @click.command("dupes")

@@ -6,7 +6,7 @@ import click
 
 from catalog.library import Library
 
-from .output import progress
+from .output import run_with_progress
 
 
 def open_library(ctx: click.Context) -> Library:
@@ -24,14 +24,6 @@ def ensure_indexed(lib: Library) -> None:
 
 
 def run_scan_with_progress(lib: Library, **kwargs):
-    gen = lib.scan(**kwargs)
-    with progress("scanning", None) as bar:
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if step.total and bar.length != step.total:
-                bar.length = step.total
-            if step.phase == "read":
-                bar.update(step.done - bar.pos, step.path)
+    """A scan with a progress bar on a terminal (quiet when piped); returns its summary."""
+    return run_with_progress(lib.scan(**kwargs), "scanning",
+                             lambda s: (s.done, s.total, s.path) if s.phase == "read" else (None, 0, None))

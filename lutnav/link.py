@@ -15,7 +15,6 @@ then applied; it is idempotent, refuses to replace anything it did not make, and
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from catalog.library import Library
 
 from .export import export_members
 from .pull.errors import LinkError
+from catalog.durable import file_sha256
 
 LINK_NAME = "lutnav"
 MANIFEST = ".lutnav-copies.json"
@@ -91,8 +91,8 @@ def _plan_copies(lib: Library, target: Path, names: Sequence[str]) -> Plan:
         for src, arcname in export_members(lib, name):
             key = f"{rel_dir}/{arcname}" if rel_dir else arcname
             dest = target.joinpath(*key.split("/"))
-            digest = _sha256(src)
-            if dest.is_file() and _sha256(dest) == digest:
+            digest = file_sha256(src)
+            if dest.is_file() and file_sha256(dest) == digest:
                 continue
             if (dest.exists() or dest.is_symlink()) and manifest.get(key) != _sha256_or_none(dest):
                 raise LinkError(f"{dest} exists and was not copied by lutnav; refusing to replace it")
@@ -105,7 +105,7 @@ def _plan_copies(lib: Library, target: Path, names: Sequence[str]) -> Plan:
         for src, dest, key in todo:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest)
-            manifest[key] = _sha256(dest)
+            manifest[key] = file_sha256(dest)
         _write_atomic(target / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
     return Plan(lines, apply)
@@ -151,16 +151,9 @@ def _read_manifest(target: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _sha256_or_none(path: Path) -> str | None:
-    return _sha256(path) if path.is_file() else None
+    return file_sha256(path) if path.is_file() else None
 
 
 # --- ComfyUI -------------------------------------------------------------------------------

@@ -70,6 +70,25 @@ def progress(label: str, total: int | None) -> Iterator[object]:
         yield bar
 
 
+def run_with_progress(gen, label: str, measure):
+    """Run a long-work generator to its end, turning its yields into a progress bar.
+
+    ``measure(step) -> (done, total, item)`` reads one yielded step (``done`` None
+    to skip it). Returns the generator's return value.
+    """
+    with progress(label, None) as bar:
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            done, total, item = measure(step)
+            if total:
+                bar.length = total
+            if done is not None:
+                bar.update(done - bar.pos, item)
+
+
 class _Quiet:
     pos = 0
     length = 0

@@ -175,3 +175,11 @@ def test_catalog_package_never_imports_heavy_modules():
             "print([m for m in ('torch', 'numpy', 'textual') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_scan_prints_one_summary_line_when_piped(tmp_path):
+    root = _lib(tmp_path)
+    out = run(root, "scan").output
+    assert out.count("\n") == 1 and out.startswith("2 entries: 2 added")
+    summary = json.loads(run(root, "scan", "--json").output)
+    assert summary["unchanged"] == 2 and summary["added"] == 0

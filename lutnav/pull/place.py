@@ -11,7 +11,6 @@ replaced unless the user said ``--overwrite`` — otherwise the new entry gets a
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ from catalog.library import Library
 from catalog.sidecars import card_path
 
 from .errors import UnsafeName
+from catalog.durable import file_sha256
 
 LORA_SUFFIX = ".safetensors"
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt"}
@@ -139,15 +139,8 @@ def _same_file(a: Path, b: Path) -> bool:
             return False
     except OSError:
         return False
-    return _sha256(a) == _sha256(b)
+    return file_sha256(a) == file_sha256(b)
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def move_into_place(staged: Path, target: Target, trash: Path) -> None:
