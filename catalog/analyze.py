@@ -7,7 +7,7 @@ sidecars and writes in one transaction.
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 import os
 from pathlib import Path
 
@@ -119,7 +119,7 @@ def _header_digest(path: Path, header_len: int) -> str:
     with open(path, "rb") as fh:
         fh.seek(8)
         head = fh.read(min(header_len, 65536))
-    return hashlib.blake2b(head, digest_size=16, salt=header_len.to_bytes(16, "little")).hexdigest()
+    return f"{header_len:x}-{zlib.crc32(head):08x}"
 
 
 def forget() -> None:
@@ -128,11 +128,6 @@ def forget() -> None:
 
     _HEADERS.clear()
     forget_layouts()
-
-
-def analyze_many(items: list[tuple[str, str]]) -> list[dict]:
-    """Batch entry point for worker processes (one pickle round trip per chunk)."""
-    return [analyze(p, k) for p, k in items]
 
 
 def cpu_workers() -> int:

@@ -56,11 +56,27 @@ def search(lib: Library, query: str, *, limit: int = 200, category: str | None =
         return list_entries(lib, category=category, base=base, fmt=fmt, limit=limit)
     where, args = _filters(category=category, base=base, fmt=fmt, table="e")
     where = where.replace(" where ", " and ", 1)
+    order = "order by f.rank" if _few_matches(lib, match) else "order by f.rowid"
     sql = (
         "select e.* from entries_fts f join entries e on e.rowid = f.rowid "
-        f"where entries_fts match ?{where} order by f.rank limit {int(limit)}"
+        f"where entries_fts match ?{where} {order} limit {int(limit)}"
     )
     return [public(decode(r)) for r in lib.db.query(sql, [match, *args])]
+
+
+#: above this many matches, relevance ranking costs more than it tells
+RANKED_MATCHES = 2000
+
+
+def _few_matches(lib: Library, match: str) -> bool:
+    """Whether ranking the matches is cheap: bm25 scores every match before the limit.
+
+    A one-letter or very common word matches a large share of a 100k library;
+    ranking all of it costs ~70 ms and says little, so those come back in index
+    order, which FTS5 streams and the limit cuts short.
+    """
+    sql = f"select count(*) from (select 1 from entries_fts where entries_fts match ? limit {RANKED_MATCHES + 1})"
+    return lib.db.execute(sql, [match]).fetchone()[0] <= RANKED_MATCHES
 
 
 def fts_query(text: str) -> str:

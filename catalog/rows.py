@@ -11,6 +11,8 @@ import time
 import orjson
 
 from .sidecars import read_entry_cards
+from .analyze import analyze
+from .analyze import forget as forget_headers
 from .db import JSON_COLUMNS
 from .library import Library
 from .walk import Candidate, category_theme, entry_name
@@ -30,7 +32,26 @@ _CLAIMS = (
 )
 
 
-def build_row(lib: Library, cand: Candidate, facts: dict, readme_cache: dict) -> tuple[dict, dict]:
+#: per-process cache of parsed folder READMEs and folder listings, for one scan
+_README_CACHE: dict = {}
+
+
+def index_rows(cands: list[Candidate]) -> list[tuple[dict, dict]]:
+    """Finished rows for stale entries: header facts and sidecar cards together.
+
+    The unit of work of a scan (inline or in a worker process: one pickle round
+    trip per chunk, and the parent only writes to SQLite).
+    """
+    return [build_row(c, analyze(str(c.abs), c.kind), _README_CACHE) for c in cands]
+
+
+def forget() -> None:
+    """Release per-process caches once a scan is over."""
+    _README_CACHE.clear()
+    forget_headers()
+
+
+def build_row(cand: Candidate, facts: dict, readme_cache: dict) -> tuple[dict, dict]:
     """The ``entries`` row and the ``header_metadata`` row of one entry."""
     category, theme = category_theme(cand.rel)
     row = {
@@ -46,7 +67,7 @@ def build_row(lib: Library, cand: Candidate, facts: dict, readme_cache: dict) ->
     metadata = facts.pop("metadata", {}) or {}
     row.update(facts)
     row["warnings"] = list(row["warnings"] or [])
-    _merge_cards(lib, cand, row, readme_cache)
+    _merge_cards(cand, row, readme_cache)
     return _encode(row), {"path": cand.rel, "metadata": orjson.dumps(metadata).decode()}
 
 
@@ -58,14 +79,14 @@ def reread_cards(lib: Library, cand: Candidate, readme_cache: dict) -> dict | No
     row = decode(found[0])
     row["sidecar_sig"] = cand.sidecar_sig
     row["warnings"] = [w for w in row["warnings"] if not w.startswith(_CARD_WARNING_MARKS)]
-    _merge_cards(lib, cand, row, readme_cache)
+    _merge_cards(cand, row, readme_cache)
     return _encode(row)
 
 
 _CARD_WARNING_MARKS = ("sidecar: ", "card says ")
 
 
-def _merge_cards(lib: Library, cand: Candidate, row: dict, readme_cache: dict) -> None:
+def _merge_cards(cand: Candidate, row: dict, readme_cache: dict) -> None:
     result = read_entry_cards(cand.abs, row["header_fields"] or {}, row["header_sources"] or {},
                               readme_cache=readme_cache)
     sources: dict[str, str] = {}

@@ -14,9 +14,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 import multiprocessing
 
-from .analyze import analyze, analyze_many, cpu_workers, forget
+from .analyze import cpu_workers
 from .library import Library
-from .rows import build_row, reread_cards
+from .rows import forget, index_rows, reread_cards
 from .walk import Candidate, WalkReport, walk
 
 #: below this many changed files, reading inline beats starting workers
@@ -91,14 +91,15 @@ def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
         done = 0
         rows: list[dict] = []
         metas: list[dict] = []
-        for cand, facts in _analyzed(stale):
-            row, meta = build_row(lib, cand, facts, readme_cache)
+        fresh: list[dict] = []
+        for cand, (row, meta) in _indexed(stale):
             rows.append(row)
             metas.append(meta)
             if cand.rel in known:
                 summary.updated += 1
             else:
                 summary.added += 1
+                fresh.append({k: row[k] for k in ("path", "size", "header_digest", "mtime_ns")})
             summary.broken += bool(row["error"])
             done += 1
             if len(rows) >= BATCH:
@@ -119,24 +120,23 @@ def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
                 if done % 50 == 0 or done == todo:
                     yield ScanProgress("read", done, todo, cand.rel)
         forget()
-        _carry_hashes(lib, removed, rows)
+        _carry_hashes(lib, removed, fresh)
         _write(lib, rows, metas, [] if summary.cancelled else removed)
         summary.removed = 0 if summary.cancelled else len(removed)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _analyzed(stale: list[Candidate]) -> Iterator[tuple[Candidate, dict]]:
-    """Facts for each stale entry, from worker processes when there are many."""
+def _indexed(stale: list[Candidate]) -> Iterator[tuple[Candidate, tuple[dict, dict]]]:
+    """Finished rows for each stale entry, from worker processes when there are many."""
     if len(stale) < POOL_THRESHOLD or cpu_workers() == 1:
         for cand in stale:
-            yield cand, analyze(str(cand.abs), cand.kind)
+            yield cand, index_rows([cand])[0]
         return
     chunks = [stale[i:i + CHUNK] for i in range(0, len(stale), CHUNK)]
     ctx = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(cpu_workers(), mp_context=ctx) as pool:
-        jobs = pool.map(analyze_many, [[(str(c.abs), c.kind) for c in ch] for ch in chunks])
-        for chunk, results in zip(chunks, jobs):
+        for chunk, results in zip(chunks, pool.map(index_rows, chunks)):
             yield from zip(chunk, results)
 
 
