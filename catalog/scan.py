@@ -161,15 +161,24 @@ def _carry_hashes(lib: Library, removed: list[str], rows: list[dict]) -> None:
 
 
 def _write(lib: Library, rows: list[dict], metas: list[dict], removed: list[str]) -> None:
+    """One transaction: replace the rows (delete + insert, so the FTS triggers see both)."""
     db = lib.db
+    cols = _entry_columns(lib)
+    insert = f"insert into entries ({', '.join(cols)}) values ({', '.join('?' * len(cols))})"
     with db.atomic():
-        if rows:
-            db["entries"].upsert_all(rows, pk="path", alter=False)
-        if metas:
-            db["header_metadata"].upsert_all(metas, pk="path")
-        for i in range(0, len(removed), 500):
-            part = removed[i:i + 500]
-            marks = ",".join("?" * len(part))
-            for table in ("entries", "header_metadata", "hashes"):
-                db.execute(f"delete from [{table}] where path in ({marks})", part)
+        _delete(db, "entries", [r["path"] for r in rows] + removed)
+        _delete(db, "header_metadata", [m["path"] for m in metas] + removed)
+        _delete(db, "hashes", removed)
+        db.conn.executemany(insert, ([row.get(c) for c in cols] for row in rows))
+        db.conn.executemany("insert into header_metadata (path, metadata) values (?, ?)",
+                            ((m["path"], m["metadata"]) for m in metas))
 
+
+def _delete(db, table: str, paths: list[str]) -> None:
+    for i in range(0, len(paths), 500):
+        part = paths[i:i + 500]
+        db.execute(f"delete from [{table}] where path in ({','.join('?' * len(part))})", part)
+
+
+def _entry_columns(lib: Library) -> list[str]:
+    return [row[1] for row in lib.db.execute("pragma table_info(entries)")]

@@ -233,3 +233,14 @@ def test_previous_weights_kept_by_an_update_are_not_entries(tmp_path):
     lib = Library(root)
     assert lib.scan_all().total == 2
     assert "style/ink/ink_wash.prev.safetensors" not in _rows(lib)
+
+
+def test_a_sidecar_edit_keeps_the_header_metadata(tmp_path):
+    root = tmp_path / "loras"
+    write_kohya(root / "style" / "ink" / "ink_wash.safetensors", metadata={"ss_output_name": "ink"})
+    lib = Library(root)
+    lib.scan_all()
+    (root / "style" / "ink" / "ink_wash.toml").write_text("strength = 0.4\n")
+    lib.scan_all()
+    info = lib.get("ink_wash")
+    assert info["strength"] == 0.4 and info["metadata"]["ss_output_name"] == "ink"
