@@ -83,13 +83,12 @@ def split_metadata(raw: bytes) -> tuple[bytes, bytes] | None:
     string value itself ends in ``},``; then the metadata part is cut inside a
     string, is not valid JSON, and ``lookup`` falls back to the full reader.
     """
-    raw = raw.rstrip(b" ")  # writers pad to 8 bytes; trailing spaces are valid JSON padding
+    stop = len(raw)
+    while stop and raw[stop - 1] == 0x20:  # writers pad to 8 bytes with spaces (valid JSON)
+        stop -= 1
     if not raw.startswith(_META_OPEN):
-        return (b"", raw) if _META_KEY not in raw else None
+        return (b"", raw[:stop]) if _META_KEY not in raw else None
     end = raw.find(b'},"', len(_META_OPEN))
-    if end < 0:
+    if end < 0 or raw.find(_META_KEY, end) >= 0:
         return None
-    rest = raw[end + 2:]
-    if _META_KEY in rest:
-        return None
-    return raw[len(_META_OPEN) - 1:end + 1], rest
+    return raw[len(_META_OPEN) - 1:end + 1], raw[end + 2:stop]

@@ -8,13 +8,16 @@ there are many; rows are written in one transaction per batch.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 import multiprocessing
 
 from .analyze import cpu_workers
+from .errors import CatalogError
 from .library import Library
 from .rows import forget, index_rows, reread_cards
 from .walk import Candidate, WalkReport, walk
@@ -59,6 +62,9 @@ def run_scan(lib: Library, **kwargs) -> ScanSummary:
 def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
          full: bool = False) -> Generator[ScanProgress, None, ScanSummary]:
     """Index the library. ``full`` re-reads every file even when unchanged."""
+    if _rerun_by_a_worker():
+        raise CatalogError("a scan started while a scan worker was starting up",
+                           hint="put the calling script's code under `if __name__ == '__main__':`")
     started = time.perf_counter()
     summary = ScanSummary()
     cancel = cancel or (lambda: False)
@@ -127,6 +133,17 @@ def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
     return summary
 
 
+def _rerun_by_a_worker() -> bool:
+    """Whether this is a worker process re-running the parent's main script.
+
+    Worker processes import the parent's ``__main__`` as ``__mp_main__``; a script
+    without a main guard would scan again there and wait forever on the
+    parent's lock. Failing fast lets the parent fall back to scanning inline.
+    """
+    mp_main = sys.modules.get("__mp_main__")
+    return mp_main is not None and mp_main is not sys.modules.get("__main__")
+
+
 def _indexed(stale: list[Candidate]) -> Iterator[tuple[Candidate, tuple[dict, dict]]]:
     """Finished rows for each stale entry, from worker processes when there are many."""
     if len(stale) < POOL_THRESHOLD or cpu_workers() == 1:
@@ -134,10 +151,20 @@ def _indexed(stale: list[Candidate]) -> Iterator[tuple[Candidate, tuple[dict, di
             yield cand, index_rows([cand])[0]
         return
     chunks = [stale[i:i + CHUNK] for i in range(0, len(stale), CHUNK)]
-    ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(cpu_workers(), mp_context=ctx) as pool:
-        for chunk, results in zip(chunks, pool.map(index_rows, chunks)):
-            yield from zip(chunk, results)
+    finished = 0
+    try:
+        # forkserver, not fork: the TUI scans from a thread, and forking a threaded
+        # process can deadlock the child
+        ctx = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(cpu_workers(), mp_context=ctx) as pool:
+            for chunk, results in zip(chunks, pool.map(index_rows, chunks)):
+                finished += 1
+                yield from zip(chunk, results)
+    except BrokenProcessPool:
+        # workers could not start (e.g. a calling script without a __main__ guard):
+        # slower, but the scan still completes
+        for chunk in chunks[finished:]:
+            yield from zip(chunk, index_rows(chunk))
 
 
 def _carry_hashes(lib: Library, removed: list[str], rows: list[dict]) -> None:

@@ -244,3 +244,38 @@ def test_a_sidecar_edit_keeps_the_header_metadata(tmp_path):
     lib.scan_all()
     info = lib.get("ink_wash")
     assert info["strength"] == 0.4 and info["metadata"]["ss_output_name"] == "ink"
+
+
+UNGUARDED = """
+import sys
+import catalog.scan
+from catalog.library import Library
+catalog.scan.POOL_THRESHOLD = 1
+print(Library(sys.argv[1]).scan_all().total)
+"""
+
+
+def test_worker_scan_from_a_script_without_main_guard_still_completes(tmp_path):
+    root = _lib(tmp_path)
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    done = subprocess.run([sys.executable, str(script), str(root)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "2"
+    assert len(Library(root).entries()) == 2
+
+
+def test_worker_processes_give_the_same_rows_as_inline(tmp_path, monkeypatch):
+    import catalog.scan
+
+    root = _lib(tmp_path)
+    for i in range(6):
+        write_kohya(root / "style" / "many" / f"m{i}.safetensors", seed=i, rank=4 + (i % 2) * 4)
+    inline = Library(root)
+    inline.scan_all()
+    expected = inline.entries()
+    monkeypatch.setattr(catalog.scan, "POOL_THRESHOLD", 1)
+    pooled = Library(root)
+    pooled.scan_all(full=True)
+    assert pooled.entries() == expected
