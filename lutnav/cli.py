@@ -48,7 +48,7 @@ def _is_trainer_error(exc: Exception) -> bool:
     return module is not None and isinstance(exc, getattr(module, "TrainerError", ()))
 
 
-@click.group(cls=LutnavGroup, default="tui", default_if_no_args=True,
+@click.group(cls=LutnavGroup, default="tui", default_if_no_args=True, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--library", "-L", type=click.Path(path_type=Path), default=None,
               help="Library folder (default: $LUTNAV_LIBRARY, else ./loras).")
@@ -65,6 +65,8 @@ def cli(ctx: click.Context, library: Path | None) -> None:
     Start with `lutnav demo` for a small library, or `lutnav --library DIR scan`.
     """
     ctx.obj = {"root": library or default_root()}
+    if ctx.invoked_subcommand is None:  # `lutnav --library DIR` alone opens the TUI too
+        ctx.invoke(cli.commands["tui"])
 
 
 @cli.command("scan")

@@ -183,3 +183,15 @@ def test_scan_prints_one_summary_line_when_piped(tmp_path):
     assert out.count("\n") == 1 and out.startswith("2 entries: 2 added")
     summary = json.loads(run(root, "scan", "--json").output)
     assert summary["unchanged"] == 2 and summary["added"] == 0
+
+
+def test_library_option_alone_runs_the_default_command(tmp_path, monkeypatch):
+    import lutnav.catalog_cli as catalog_cli
+
+    root = _lib(tmp_path)
+    opened = []
+    monkeypatch.setattr("lutnav.tui.app.run_app", lambda lib: opened.append(lib.root))
+    result = CliRunner().invoke(cli, ["--library", str(root)])
+    assert result.exit_code == 0, result.output
+    assert opened == [root.resolve()]
+    assert catalog_cli.tui_cmd.name == "tui"
