@@ -88,3 +88,21 @@ def test_single_file_lora_gets_card_and_previews_beside_it(tmp_path, library):
 
 def test_clean_card_drops_nulls_everywhere():
     assert clean_card({"a": None, "b": [1, None], "c": {"d": None, "e": 2}}) == {"b": [1], "c": {"e": 2}}
+
+
+def test_a_hub_id_missing_from_the_cache_fails_fast_without_network(monkeypatch, tmp_path):
+    import time
+
+    from trainers.errors import ModelLoadError
+    from trainers.local_models import locate
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    started = time.monotonic()
+    try:
+        locate("nobody/not-cached")
+    except ModelLoadError as err:
+        assert "not in the local Hugging Face cache" in str(err)
+    else:  # pragma: no cover - the assertion below reports it
+        raise AssertionError("locate() found a model that was never cached")
+    assert time.monotonic() - started < 5  # no retries against an endpoint
+    assert locate(str(tmp_path)) == tmp_path

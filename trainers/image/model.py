@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trainers.errors import ModelLoadError, UnsupportedSetting
+from trainers.local_models import locate
 
 CROSS_WIDTH_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
 #: kohya's ss_base_model_version and modelspec.architecture for each family
@@ -31,22 +32,6 @@ class ModelInfo:
     reason: str
     prediction_type: str = "epsilon"
     files: list[Path] = field(default_factory=list)   # weight files, for the memory estimate
-
-
-def locate(base_model: str, source: Path | None = None) -> Path:
-    """A local path for ``base_model``: the path itself, or the hub id's snapshot in the local cache."""
-    path = Path(base_model).expanduser()
-    if path.exists():
-        return path
-    if base_model.count("/") == 1 and not base_model.startswith((".", "/")):
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(base_model, local_files_only=True))
-        except Exception as err:  # LocalEntryNotFoundError, or an id the hub library refuses
-            raise ModelLoadError(f"base_model {base_model!r} is not a local path and is not in the local "
-                                 f"Hugging Face cache ({type(err).__name__})", path=source) from None
-    raise ModelLoadError(f"base_model {base_model!r} does not exist", path=source)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -58,8 +58,11 @@ def load_base_model(base_model: str, *, dtype=None, quantization: str = "none", 
     if quantization != "none":
         kwargs["quantization_config"] = quantization_config(quantization, dtype or torch.bfloat16)
         kwargs["device_map"] = {"": device if device is not None else 0}
+    from trainers.local_models import locate
+
+    folder = locate(base_model)
     try:
-        return AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"cannot load the base model {base_model!r} from the {_where(base_model)} "
                              f"({str(err).splitlines()[0]})") from None
