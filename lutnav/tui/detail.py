@@ -64,7 +64,10 @@ def header_rows(info: dict) -> list[tuple[str, str, str]]:
 def card_rows(info: dict) -> list[tuple[str, str, str]]:
     sources = info.get("sources") or {}
     rows = [(label, _text(info.get(key)), sources.get(key, "")) for label, key in CARD_ROWS]
-    return [r for r in rows if r[1]]
+    # an explicit "no trigger words" (a README's 无, an empty list in a card) is worth showing
+    return [(label, value or ("none" if sources.get(key) and label == "trigger words" else value), src)
+            for (label, value, src), (_, key) in zip(rows, CARD_ROWS)
+            if value or (label == "trigger words" and sources.get(key))]
 
 
 class FieldList:
