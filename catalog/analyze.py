@@ -7,7 +7,6 @@ sidecars and writes in one transaction.
 
 from __future__ import annotations
 
-import zlib
 import os
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def analyze(abs_path: str, kind: str) -> dict:
         "parts": list(c.parts),
         "has_conv": int(bool(c.has_conv)),
         "data_size": header.file_size - header.data_offset,
-        "header_digest": _header_digest(weights, header.header_len),
+        "header_digest": header.fingerprint,
         "warnings": list(c.warnings),
         "header_fields": c.header_fields,
         "header_sources": c.header_sources,
@@ -108,18 +107,6 @@ def _read_adapter_config(folder: Path) -> dict:
     if not isinstance(data, dict):
         raise CatalogError("adapter_config.json must hold a JSON object", path=path)
     return data
-
-
-def _header_digest(path: Path, header_len: int) -> str:
-    """A cheap fingerprint of the header: with the size, it recognises a moved file.
-
-    Only the first 64 KiB are digested (with the length): hashing whole SDXL
-    headers would cost the cold scan seconds on a 20k-file library.
-    """
-    with open(path, "rb") as fh:
-        fh.seek(8)
-        head = fh.read(min(header_len, 65536))
-    return f"{header_len:x}-{zlib.crc32(head):08x}"
 
 
 def forget() -> None:
