@@ -85,10 +85,10 @@ def compute(lib: Library, rels: list[str], *, force: bool = False
             results[rel] = hit
         else:
             todo.append(rel)
-    total = sum(_entry(lib, r)["size"] or 0 for r in todo)
+    rows = {rel: _entry(lib, rel) for rel in todo}
+    total = sum(row["size"] or 0 for row in rows.values())
     base = 0
-    for rel in todo:
-        row = _entry(lib, rel)
+    for rel, row in rows.items():
         gen = hash_file(weights_file(lib, rel))
         try:
             while True:

@@ -39,12 +39,16 @@ _CLAIM_WORDS = (
     ("hunyuan-video", "hunyuan-video"), ("hunyuan_video", "hunyuan-video"),
     ("wan2", "wan"), ("wan-2", "wan"), ("wan_2", "wan"),
     ("pony", "sdxl"), ("illustrious", "sdxl"), ("noobai", "sdxl"),
+    # free-text spellings of sidecars (A1111 "sd version", Civitai "baseModel"), most generic last
+    ("sd 3", "sd3"), ("sd 2", "sd2"), ("sd2", "sd2"), ("2.1", "sd2"),
+    ("sd 1", "sd1"), ("sd1", "sd1"), ("1.5", "sd1"), ("xl", "sdxl"),
 )
 
 
 def claim_family(text: str | None) -> str | None:
-    """The family a metadata claim such as ``stable-diffusion-xl-v1-base/lora`` names."""
-    if not text:
+    """The family a claim names: header metadata (``stable-diffusion-xl-v1-base``) or a
+    sidecar's free text ("SD 1.5", "SDXL 1.0"); None when it is not clear."""
+    if not text or not isinstance(text, str):
         return None
     low = text.lower()
     for word, family in _CLAIM_WORDS:

@@ -14,6 +14,7 @@ from .sidecars import read_entry_cards
 from .analyze import analyze
 from .analyze import forget as forget_headers
 from .db import JSON_COLUMNS
+from .header_fields import claim_family
 from .library import Library
 from .walk import Candidate, category_theme, entry_name
 
@@ -23,14 +24,6 @@ CARD_FIELDS = (
     "training",
 )
 LIST_FIELDS = {"trigger_words", "themes", "tags", "parents"}
-
-#: how the names people write for a base model map onto detected families
-_CLAIMS = (
-    ("sdxl", "sdxl"), ("xl", "sdxl"), ("pony", "sdxl"), ("illustrious", "sdxl"),
-    ("flux", "flux"), ("sd 2", "sd2"), ("sd2", "sd2"), ("v2", "sd2"), ("2.1", "sd2"),
-    ("sd 1", "sd1"), ("sd1", "sd1"), ("1.5", "sd1"), ("v1", "sd1"), ("sd3", "sd3"),
-)
-
 
 #: per-process cache of parsed folder READMEs and folder listings, for one scan
 _README_CACHE: dict = {}
@@ -42,7 +35,7 @@ def index_rows(cands: list[Candidate]) -> list[tuple[dict, dict]]:
     The unit of work of a scan (inline or in a worker process: one pickle round
     trip per chunk, and the parent only writes to SQLite).
     """
-    return [build_row(c, analyze(str(c.abs), c.kind), _README_CACHE) for c in cands]
+    return [build_row(c, analyze(str(c.abs), c.kind)) for c in cands]
 
 
 def forget() -> None:
@@ -51,7 +44,7 @@ def forget() -> None:
     forget_headers()
 
 
-def build_row(cand: Candidate, facts: dict, readme_cache: dict) -> tuple[dict, dict]:
+def build_row(cand: Candidate, facts: dict) -> tuple[dict, dict]:
     """The ``entries`` row and the ``header_metadata`` row of one entry."""
     category, theme = category_theme(cand.rel)
     row = {
@@ -67,11 +60,11 @@ def build_row(cand: Candidate, facts: dict, readme_cache: dict) -> tuple[dict, d
     metadata = facts.pop("metadata", {}) or {}
     row.update(facts)
     row["warnings"] = list(row["warnings"] or [])
-    _merge_cards(cand, row, readme_cache)
+    _merge_cards(cand, row)
     return _encode(row), {"path": cand.rel, "metadata": orjson.dumps(metadata).decode()}
 
 
-def reread_cards(lib: Library, cand: Candidate, readme_cache: dict) -> dict | None:
+def reread_cards(lib: Library, cand: Candidate) -> dict | None:
     """Re-merge sidecars of an entry whose weights did not change."""
     found = list(lib.db.query("select * from entries where path = ?", [cand.rel]))
     if not found:
@@ -79,16 +72,16 @@ def reread_cards(lib: Library, cand: Candidate, readme_cache: dict) -> dict | No
     row = decode(found[0])
     row["sidecar_sig"] = cand.sidecar_sig
     row["warnings"] = [w for w in row["warnings"] if not w.startswith(_CARD_WARNING_MARKS)]
-    _merge_cards(cand, row, readme_cache)
+    _merge_cards(cand, row)
     return _encode(row)
 
 
 _CARD_WARNING_MARKS = ("sidecar: ", "card says ")
 
 
-def _merge_cards(cand: Candidate, row: dict, readme_cache: dict) -> None:
+def _merge_cards(cand: Candidate, row: dict) -> None:
     result = read_entry_cards(cand.abs, row["header_fields"] or {}, row["header_sources"] or {},
-                              readme_cache=readme_cache)
+                              readme_cache=_README_CACHE)
     sources: dict[str, str] = {}
     for name in CARD_FIELDS:
         value, source = result.fields.get(name, (None, None))
@@ -103,7 +96,7 @@ def _merge_cards(cand: Candidate, row: dict, readme_cache: dict) -> None:
     row["sources"] = sources
     row["card_digest"] = result.card_digest
     row["warnings"] = row["warnings"] + [f"sidecar: {w}" for w in result.warnings]
-    claim = claimed_family(row.get("base_model_claim"))
+    claim = claim_family(row.get("base_model_claim"))
     if claim and row["base_model"] not in ("unknown", None, claim) and row["format"] != "pickle":
         row["warnings"].append(
             f"card says the base is {row['base_model_claim']!r} ({claim}) but the tensor shapes say "
@@ -120,17 +113,6 @@ def _fact_sources(row: dict) -> dict[str, str]:
             out["rank"] = "tensor shapes"
         out["alpha"] = row.get("alpha_source") or "unknown"
     return out
-
-
-def claimed_family(claim: str | None) -> str | None:
-    """The family a free-text base-model claim ("SD 1.5", "SDXL 1.0") names, if clear."""
-    if not claim or not isinstance(claim, str):
-        return None
-    text = claim.lower()
-    for needle, family in _CLAIMS:
-        if needle in text:
-            return family
-    return None
 
 
 def _encode(row: dict) -> dict:

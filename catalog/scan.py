@@ -92,7 +92,6 @@ def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
         removed = [p for p in known if p not in seen]
         summary.unchanged = summary.total - len(stale) - len(sidecar_only)
 
-        readme_cache: dict = {}
         todo = len(stale) + len(sidecar_only)
         done = 0
         rows: list[dict] = []
@@ -118,7 +117,7 @@ def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
                 break
         if not summary.cancelled:
             for cand in sidecar_only:
-                row = reread_cards(lib, cand, readme_cache)
+                row = reread_cards(lib, cand)
                 if row is not None:
                     rows.append(row)
                     summary.updated += 1
