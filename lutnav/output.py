@@ -39,6 +39,19 @@ def table(rows: Iterable[Sequence[object]], headers: Sequence[str], *,
         click.echo("  ".join(_fit(v, w) for v, w in zip(r, widths)).rstrip())
 
 
+def human_size(n: int | None, *, compact: bool = False) -> str:
+    """Bytes as people read them: "12.3 MB" (or "12.3M" for a narrow table column)."""
+    if n is None:
+        return "" if compact else "size unknown"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            label = unit[0] if compact else f" {unit}"
+            return f"{size:.0f}{label}" if unit == "B" else f"{size:.1f}{label}"
+        size /= 1024
+    return ""
+
+
 def cells(text: str) -> int:
     """Terminal columns ``text`` takes: CJK and other wide characters take two."""
     if text.isascii():

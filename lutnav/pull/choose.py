@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .errors import ChoiceNeeded, NoLoraFound, PickleOnly, UnsafeName
 from .hub import RemoteFile
 from .place import check_relative
+from lutnav.output import human_size
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 PEFT_CONFIG, PEFT_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
@@ -56,16 +57,6 @@ class Pick:
     def label(self) -> str:
         shown = (self.path or ".") + ("/ (PEFT adapter)" if self.is_folder else "")
         return f"{shown} ({human_size(self.size)})" if self.size is not None else shown
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "size unknown"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def candidates(files: Sequence[RemoteFile]) -> tuple[list[Pick], list[str]]:

@@ -23,16 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from .paging import Pager
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return ""
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return ""
+from lutnav.output import human_size
 
 
 def _num(v: float | None) -> str:
@@ -57,7 +48,7 @@ COLUMNS = (
     Column("str", "strength", 4, 3, lambda r: _num(r["strength"]), right=True),
     Column("format", "format", 9, 4, lambda r: r["format"] or ""),
     Column("triggers", None, 10, 5, lambda r: ", ".join(r["trigger_words"] or []), flex=2),
-    Column("size", "size", 6, 6, lambda r: _size(r["size"]), right=True),
+    Column("size", "size", 6, 6, lambda r: human_size(r["size"], compact=True), right=True),
 )
 MARK_WIDTH = 2  # "✗ " broken, "● " in the basket, "! " warnings
 
