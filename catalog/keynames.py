@@ -221,8 +221,12 @@ def _resnet_ldm(rest: list[str]) -> str:
     return ".".join([_RESNET_TO_LDM.get(head, head), *rest[1:]])
 
 
-def diffusers_to_ldm(path: str, family: str = "sdxl") -> str:
-    """``down_blocks.1.attentions.0.proj_in`` → ``input_blocks.4.1.proj_in``."""
+def diffusers_to_ldm(path: str, family: str = "sdxl", *, layers_per_block: int = 2) -> str:
+    """``down_blocks.1.attentions.0.proj_in`` → ``input_blocks.4.1.proj_in``.
+
+    ``layers_per_block`` is 2 in every released SD model; smaller test UNets use 1.
+    """
+    n = layers_per_block + 1  # LDM blocks per level: the layers plus the down/up sampler
     for top, ldm in _TOP_TO_LDM.items():
         if path == top or path.startswith(top + "."):
             return ldm + path[len(top):]
@@ -233,13 +237,13 @@ def diffusers_to_ldm(path: str, family: str = "sdxl") -> str:
     i, kind, j, rest = int(t[1]), t[2], int(t[3]), t[4:]
     if t[0] == "down_blocks":
         if kind == "downsamplers":
-            return ".".join([f"input_blocks.{3 * i + 3}.0.op", *rest[1:]])
-        block = f"input_blocks.{1 + 3 * i + j}"
+            return ".".join([f"input_blocks.{n * i + n}.0.op", *rest[1:]])
+        block = f"input_blocks.{1 + n * i + j}"
     else:
         if kind == "upsamplers":
             slot = 2 if UNET_BLOCKS[family].up_attn[i] else 1
-            return ".".join([f"output_blocks.{3 * i + 2}.{slot}", *rest])
-        block = f"output_blocks.{3 * i + j}"
+            return ".".join([f"output_blocks.{n * i + n - 1}.{slot}", *rest])
+        block = f"output_blocks.{n * i + j}"
     if kind == "resnets":
         return f"{block}.0.{_resnet_ldm(rest)}"
     return ".".join([f"{block}.1", *rest])

@@ -23,6 +23,9 @@ class ImageConfig(CommonConfig):
 
     model_family: str = setting("auto", "auto (read from the model's config) | sd1 | sd2 | sdxl.",
                                 choices=FAMILIES)
+    model_config: str | None = setting(
+        None, "For a single-file base_model: a diffusers folder of the same architecture; only its "
+        "config and tokenizer files are read (default: the SD1 / SDXL configs lutnav ships).", path=True)
     train_data_dir: str = setting(doc="Folder of training images (flat with captions, or kohya `10_name` folders).",
                                   path=True)
     metadata_path: str | None = setting(

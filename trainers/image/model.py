@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trainers.errors import ModelLoadError, UnsupportedSetting
+from trainers.image.single_file import SHIPPED_FAMILIES, checkpoint_family, shipped_config
 from trainers.local_models import locate
 
 CROSS_WIDTH_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
@@ -32,6 +33,7 @@ class ModelInfo:
     reason: str
     prediction_type: str = "epsilon"
     files: list[Path] = field(default_factory=list)   # weight files, for the memory estimate
+    config: Path | None = None     # single files: the diffusers config folder that describes them
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -41,11 +43,24 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def inspect(base_model: str, source: Path | None = None) -> ModelInfo:
-    """Family and prediction type from the model's config files (no torch, no weights)."""
+def inspect(base_model: str, source: Path | None = None, *, model_config: str | None = None) -> ModelInfo:
+    """Family and prediction type from the model's config files (no torch, no weights).
+
+    A single file is read with ``model_config`` (a diffusers folder) when given, so a
+    v-prediction or otherwise unusual checkpoint takes its schedule from there.
+    """
     path = locate(base_model, source)
     if path.is_file():
-        return _inspect_single_file(path)
+        info = _inspect_single_file(path)
+        if model_config:
+            described = inspect(model_config, source)
+            if info.family and described.family and described.family != info.family:
+                raise ModelLoadError(f"model_config is {described.family} but the checkpoint is {info.family} "
+                                     f"({info.reason})", path=source, hint="point model_config at a folder "
+                                     "of the checkpoint's family")
+            info.family = info.family or described.family
+            info.prediction_type, info.config = described.prediction_type, described.path
+        return info
     index = _read_json(path / "model_index.json")
     unet = _read_json(path / "unet" / "config.json")
     if not index or not unet:
@@ -66,20 +81,7 @@ def inspect(base_model: str, source: Path | None = None) -> ModelInfo:
 
 
 def _inspect_single_file(path: Path) -> ModelInfo:
-    from catalog.header import read_header
-
-    if path.suffix.lower() != ".safetensors":
-        raise ModelLoadError("single-file checkpoints must be .safetensors (pickled .ckpt files are never "
-                             "loaded)", path=path)
-    names = read_header(path).tensors
-    if any(n.startswith("conditioner.embedders.1.") for n in names):
-        family, reason = "sdxl", "two text encoders (conditioner.embedders.1)"
-    elif any(n.startswith("cond_stage_model.model.") for n in names):
-        family, reason = "sd2", "an OpenCLIP text encoder (cond_stage_model.model)"
-    elif any(n.startswith("cond_stage_model.transformer.") for n in names):
-        family, reason = "sd1", "a CLIP-L text encoder (cond_stage_model.transformer)"
-    else:
-        family, reason = None, "no Stable Diffusion text encoder among the tensors"
+    family, reason = checkpoint_family(path)
     return ModelInfo("single file", path, family, reason, "epsilon", [path])
 
 
@@ -135,15 +137,9 @@ def load_components(info: ModelInfo, family: str, *, dtype=None) -> Components:
 
 
 def _from_single_file(info: ModelInfo, family: str, dtype) -> Components:
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from trainers.image.single_file import load_single_file
 
-    cls = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
-    try:
-        pipe = cls.from_single_file(str(info.path), local_files_only=True, torch_dtype=dtype)
-    except Exception as err:  # diffusers raises many kinds when its configs are not cached
-        raise ModelLoadError(f"cannot load the single-file checkpoint ({str(err).splitlines()[0]})",
-                             path=info.path, hint="diffusers needs the matching pipeline config in the local "
-                             "Hugging Face cache; or convert the checkpoint to a diffusers folder") from None
+    pipe = load_single_file(info.path, family, config=info.config, dtype=dtype)
     encoders = [pipe.text_encoder] + ([pipe.text_encoder_2] if family == "sdxl" else [])
     tokenizers = [pipe.tokenizer] + ([pipe.tokenizer_2] if family == "sdxl" else [])
     return Components(family, pipe.unet, pipe.vae, encoders, tokenizers, dict(pipe.scheduler.config),
@@ -156,9 +152,12 @@ def caption_counter(info: ModelInfo):
     Reads ``tokenizer/tokenizer.json`` with the ``tokenizers`` library when the folder has
     one (fast, no model), else builds transformers' CLIP tokenizer from vocab and merges.
     """
-    folder = info.path / "tokenizer"
-    if info.kind != "diffusers folder" or not folder.is_dir():
+    root = info.path if info.kind == "diffusers folder" else info.config
+    if root is None and info.family in SHIPPED_FAMILIES:
+        root = shipped_config(info.family)  # a single file is read with the tokenizer lutnav ships
+    if root is None or not (root / "tokenizer").is_dir():
         return None
+    folder = root / "tokenizer"
     limit = int(_read_json(folder / "tokenizer_config.json").get("model_max_length", 77))
     limit = min(limit, 4096) - 2  # BOS and EOS take two places
     try:
@@ -170,7 +169,7 @@ def caption_counter(info: ModelInfo):
             return (lambda text: len(fast.encode(text, add_special_tokens=False).ids)), limit
         from transformers import CLIPTokenizer
 
-        slow = CLIPTokenizer.from_pretrained(info.path, subfolder="tokenizer", local_files_only=True)
+        slow = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", local_files_only=True)
         return (lambda text: len(slow(text, truncation=False).input_ids) - 2), limit
     except Exception:  # a tokenizer that will not load only costs the length check
         return None

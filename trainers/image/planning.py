@@ -23,7 +23,7 @@ _GIB = 1024 ** 3
 
 
 def plan_image(config: ImageConfig) -> Plan:
-    info = inspect(config.base_model, config.source)
+    info = inspect(config.base_model, config.source, model_config=config.model_config)
     family = resolve_family(config.model_family, info, config.source)
     metadata = Path(config.metadata_path) if config.metadata_path else None
     layout = read_dataset(Path(config.train_data_dir), metadata)

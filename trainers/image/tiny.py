@@ -10,49 +10,25 @@ shrinks 8x — with random weights and as few channels as the shapes allow.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
-SPECIAL = ["<|startoftext|>", "<|endoftext|>"]
+from trainers.image.clip_vocab import write_tokenizer_files
+
 COLORS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 70, 220), "yellow": (230, 210, 40),
           "purple": (140, 50, 170), "orange": (240, 140, 30)}
 SHAPES = ["square", "circle", "stripe"]
 
 
-def _byte_chars() -> list[str]:
-    """CLIP's byte-to-unicode table: printable bytes stay, the rest move above U+0100."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
-    chars, extra = [], 0
-    for b in range(256):
-        if b in keep:
-            chars.append(chr(b))
-        else:
-            chars.append(chr(256 + extra))
-            extra += 1
-    return chars
-
-
 def write_clip_tokenizer(folder: Path, words: list[str] = ()) -> Path:
     """vocab.json + merges.txt of a byte-level CLIP BPE that knows ``words`` as whole tokens."""
-    folder.mkdir(parents=True, exist_ok=True)
-    base = _byte_chars()
-    vocab_list = base + [c + "</w>" for c in base]
     merges: list[str] = []
     for word in sorted({w.lower() for w in words}):
         pieces = list(word[:-1]) + [word[-1] + "</w>"]
         while len(pieces) > 1:
-            merged = pieces[0] + pieces[1]
             merges.append(f"{pieces[0]} {pieces[1]}")
-            if merged not in vocab_list:
-                vocab_list.append(merged)
-            pieces = [merged] + pieces[2:]
-    vocab_list += SPECIAL
-    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab_list))}
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")
-    lines = ["#version: 0.2"] + list(dict.fromkeys(merges))
-    (folder / "merges.txt").write_text("\n".join(lines) + "\n", "utf-8")
-    return folder
+            pieces = [pieces[0] + pieces[1]] + pieces[2:]
+    return write_tokenizer_files(folder, list(dict.fromkeys(merges)))
 
 
 def write_tiny_sd(folder: str | Path, *, channels: tuple[int, ...] = (32, 64), cross_dim: int = 768,
@@ -100,9 +76,12 @@ def write_tiny_sd(folder: str | Path, *, channels: tuple[int, ...] = (32, 64), c
 
 
 def write_tiny_sdxl(folder: str | Path, *, channels: tuple[int, int] = (32, 64), text_width: int = 32,
-                    words: list[str] = (), seed: int = 0) -> Path:
+                    text_width_2: int | None = None, words: list[str] = (), seed: int = 0) -> Path:
     """Save a random SDXL-shaped pipeline: two text encoders (the second with a projection), a UNet
-    with text_time conditioning, no attention at the first level and layers_per_block = 2 as in SDXL."""
+    with text_time conditioning, no attention at the first level and layers_per_block = 2 as in SDXL.
+
+    ``text_width_2`` (default ``text_width``) is the second encoder's width; loaders that tell the
+    encoders apart by width, as diffusers' single-file loader does, need the two to differ."""
     import shutil
 
     import torch
@@ -112,12 +91,13 @@ def write_tiny_sdxl(folder: str | Path, *, channels: tuple[int, int] = (32, 64),
     folder = Path(folder)
     torch.manual_seed(seed)
     time_dim = 8
+    text_width_2 = text_width_2 or text_width
     unet = UNet2DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=channels,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        transformer_layers_per_block=(1, 2), cross_attention_dim=2 * text_width, attention_head_dim=(2, 4),
+        transformer_layers_per_block=(1, 2), cross_attention_dim=text_width + text_width_2, attention_head_dim=(2, 4),
         use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=time_dim,
-        projection_class_embeddings_input_dim=text_width + 6 * time_dim, norm_num_groups=min(8, channels[0]))
+        projection_class_embeddings_input_dim=text_width_2 + 6 * time_dim, norm_num_groups=min(8, channels[0]))
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
                         block_out_channels=(8,) * 4, norm_num_groups=4, down_block_types=("DownEncoderBlock2D",) * 4,
                         up_block_types=("UpDecoderBlock2D",) * 4, sample_size=64)
@@ -128,7 +108,9 @@ def write_tiny_sdxl(folder: str | Path, *, channels: tuple[int, int] = (32, 64),
                        projection_dim=text_width, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     encoder = CLIPTextModel(CLIPTextConfig(**text_config))
-    encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**text_config))
+    encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**{**text_config, "hidden_size": text_width_2,
+                                                              "intermediate_size": 2 * text_width_2,
+                                                              "projection_dim": text_width_2}))
     scheduler = EulerDiscreteScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                                        beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading")
     pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=encoder, text_encoder_2=encoder_2, tokenizer=tokenizer,
