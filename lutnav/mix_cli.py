@@ -29,7 +29,8 @@ def _sampling_options(f):
         click.option("--size", type=click.IntRange(64, 2048), default=512, show_default=True,
                      help="Image width and height in pixels (a multiple of 8)."),
         click.option("--guidance", type=float, default=7.0, show_default=True),
-        click.option("--model", help="Diffusers model folder (default: [models] in .lutnav/config.toml)."),
+        click.option("--model", help="Checkpoint .safetensors or diffusers folder to sample with "
+                     "(default: [models] in .lutnav/config.toml)."),
     ]):
         f = opt(f)
     return f
@@ -331,7 +332,8 @@ def preview_cmd(ctx, name, prompt, negative_prompt, seed, steps, size, guidance,
 @click.option("--weights", default="0.4,0.6,0.8,1.0", show_default=True,
               help="Comma-separated weights (columns).")
 @click.option("--checkpoints", type=click.Path(path_type=Path, file_okay=False),
-              help="Folder of diffusers model folders (rows); default: the configured base model.")
+              help="Folder of checkpoints (rows): .safetensors files and/or diffusers folders; "
+                   "ones of another family than the LoRA's are skipped. Default: the configured base model.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Sheet to write (default: <stem>.grid.png beside the LoRA).")
 @_sampling_options
@@ -348,7 +350,7 @@ def grid_cmd(ctx, name, weights, checkpoints, out, prompt, negative_prompt, seed
     lib = open_library(ctx)
     ensure_indexed(lib)
     path = grid_entry(lib, name, values, settings, checkpoints=checkpoints, model=model, out=out,
-                      progress=_image_progress("grid"))
+                      progress=_image_progress("grid"), note=lambda text: click.echo(f"note: {text}", err=True))
     _show([path])
 
 

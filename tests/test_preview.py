@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from catalog.errors import CatalogError
 from lutnav.cli import cli
 from lutnav.mix.errors import MixError
 from lutnav.mix.grid import compose_grid, parse_weights
@@ -58,7 +59,10 @@ def test_missing_or_wrong_base_model_config_says_what_to_set(tmp_path):
         model_for(lib, "sd1")
     (root / "ckpt.safetensors").write_bytes(b"")
     (root / ".lutnav/config.toml").write_text('[models]\nsd1 = "ckpt.safetensors"\n')
-    with pytest.raises(MixError, match="single-file"):
+    with pytest.raises(CatalogError, match=r"ckpt.safetensors: 0 bytes long"):
+        model_for(Library(root), "sd1")
+    (root / ".lutnav/config.toml").write_text('[models]\nsd1 = "nowhere"\n')
+    with pytest.raises(MixError, match="nor a .safetensors checkpoint"):
         model_for(Library(root), "sd1")
 
 

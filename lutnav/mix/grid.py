@@ -63,49 +63,80 @@ def parse_weights(text: str) -> list[float]:
     return out
 
 
-def checkpoint_folders(folder: Path) -> list[Path]:
-    """Diffusers model folders directly inside ``folder`` (or ``folder`` itself), sorted."""
+def checkpoints_in(folder: Path, lib: Library, base: str | None) -> tuple[list, list[str]]:
+    """The models in ``folder`` to use as rows, and a note for each one left out.
+
+    ``folder`` may be one diffusers folder, or hold diffusers folders and
+    ``.safetensors`` checkpoints side by side (an A1111 ``models/Stable-diffusion``
+    folder); checkpoints of another family than the LoRA's, and pickled ones,
+    are skipped with a note rather than failing the sheet.
+    """
+    from .preview import base_model_at
+
     folder = Path(folder)
+    models_cfg = (lib.config or {}).get("models") or {}
     if (folder / "model_index.json").is_file():
-        return [folder]
+        return [base_model_at(folder, models_cfg, lib)], []
     if not folder.is_dir():
         raise MixError("checkpoints folder does not exist", path=folder)
-    found = sorted(p for p in folder.iterdir() if (p / "model_index.json").is_file())
+    found, notes = [], []
+    for path in sorted(folder.iterdir(), key=lambda p: p.name.lower()):
+        if path.suffix.lower() in (".ckpt", ".pt", ".bin", ".pth"):
+            notes.append(f"skipped {path.name}: pickled checkpoints are never loaded")
+            continue
+        if not ((path / "model_index.json").is_file() or path.suffix.lower() == ".safetensors"):
+            continue
+        try:
+            model = base_model_at(path, models_cfg, lib)
+        except MixError as err:
+            notes.append(f"skipped {path.name}: {err.message}")
+            continue
+        if base in ("sd1", "sd2", "sdxl") and model.family and model.family != base:
+            notes.append(f"skipped {path.name}: an {model.family} model, the LoRA is {base}")
+            continue
+        found.append(model)
     if not found:
-        raise MixError("no diffusers model folders (with model_index.json) inside", path=folder,
-                       hint="put one folder per checkpoint there")
-    return found
+        raise MixError(f"no {base or 'usable'} checkpoints (.safetensors files or diffusers folders) inside"
+                       + (f" ({'; '.join(notes[:3])})" if notes else ""), path=folder,
+                       hint="put the checkpoints to compare there, or pass --model for one")
+    return found, notes
 
 
 def grid_entry(lib: Library, name: str, weights: list[float], settings, *,
                checkpoints: Path | None = None, model: str | None = None,
-               out: Path | None = None, progress=None) -> Path:
-    """Render ``name`` at each weight on each checkpoint and save the labelled sheet."""
+               out: Path | None = None, progress=None, note=None) -> Path:
+    """Render ``name`` at each weight on each checkpoint and save the labelled sheet;
+    ``note(text)`` hears about checkpoints left out."""
     from .preview import Shot, a1111_parameters, default_prompt, load_pipeline, model_for, render
     from .preview import save_png
     from .sampling import image_entry
 
     rel, entry, file = image_entry(lib, name)
-    models = checkpoint_folders(checkpoints) if checkpoints else [model_for(lib, entry["base_model"], model)]
+    if checkpoints:
+        models, skipped = checkpoints_in(checkpoints, lib, entry.get("base_model"))
+        for text in skipped if note is not None else ():
+            note(text)
+    else:
+        models = [model_for(lib, entry["base_model"], model)]
     prompt = settings.prompt or default_prompt([entry])
     negative = settings.negative_prompt or entry.get("negative_prompt") or ""
     out = Path(out) if out else file.with_name(f"{file.stem}.grid.png")
     if not out.parent.is_dir():
         raise MixError(f"folder {out.parent} does not exist", path=out)
     rows, total, done = [], len(models) * len(weights), 0
-    for folder in models:
-        pipe = load_pipeline(folder)
+    for base_model in models:
+        pipe = load_pipeline(base_model)
         row = []
         for w in weights:
-            shot = Shot(f"{folder.name} @ {w:g}", [(file, file.stem, w)], out, prompt, negative)
+            shot = Shot(f"{base_model.label} @ {w:g}", [(file, file.stem, w)], out, prompt, negative)
             row.append(render(pipe, shot, settings))
             done += 1
             if progress is not None:
                 progress(done, total, shot.label)
         rows.append(row)
-    sheet = compose_grid(rows, [m.name for m in models], [f"{file.stem}:{w:g}" for w in weights],
+    sheet = compose_grid(rows, [m.label for m in models], [f"{file.stem}:{w:g}" for w in weights],
                          title=prompt)
     shot = Shot("grid", [(file, file.stem, weights[0])], out, prompt, negative)
-    text = a1111_parameters(shot, settings, ", ".join(m.name for m in models))
+    text = a1111_parameters(shot, settings, ", ".join(m.label for m in models))
     text += f"\nX: weight {','.join(f'{w:g}' for w in weights)}; Y: checkpoint"
     return save_png(sheet, out, text)

@@ -1,7 +1,8 @@
 """Sample images of a LoRA or a blend, made with diffusers and stored as the entry's previews.
 
-The base model comes from ``[models]`` in ``.lutnav/config.toml`` (a diffusers
-folder, relative to the library or absolute). Every PNG carries the A1111
+The base model comes from ``[models]`` in ``.lutnav/config.toml``: a single-file
+``.safetensors`` checkpoint as A1111 keeps them, or a diffusers folder, relative
+to the library or absolute. Every PNG carries the A1111
 ``parameters`` text chunk (prompt with ``<lora:…>`` tags, steps, seed, size), so
 other tools read how it was made. diffusers is imported only in here; without it
 a one-line message says which extra to install.
@@ -52,45 +53,118 @@ def require_diffusers() -> None:
         raise MissingExtra("previews need torch and diffusers, which are not installed") from None
 
 
-def model_for(lib: Library, base: str | None, model: str | None = None) -> Path:
-    """The diffusers folder to sample with: ``--model``, else ``[models].<base>``, else sd1."""
+@dataclass(frozen=True)
+class BaseModel:
+    """What images are sampled with: a diffusers folder, or a single-file checkpoint
+    read with the config folder ``config`` (``None``: the configs lutnav ships)."""
+
+    path: Path
+    family: str | None = None
+    config: Path | None = None
+
+    @property
+    def single_file(self) -> bool:
+        return self.path.is_file()
+
+    @property
+    def label(self) -> str:
+        """The name A1111 writes as ``Model:`` (a checkpoint's stem, a folder's name)."""
+        return self.path.stem if self.single_file else self.path.name
+
+
+def model_for(lib: Library, base: str | None, model: str | None = None) -> BaseModel:
+    """The model to sample with: ``--model``, else ``[models].<base>``, else sd1."""
+    models = (lib.config or {}).get("models") or {}
     if model is None:
-        models = (lib.config or {}).get("models") or {}
         key = base if base in models else ("sd1" if "sd1" in models else None)
         if key is None:
             raise MixError(f"no base model configured for {base or 'this LoRA'}",
                            path=lib.root / ".lutnav" / "config.toml",
                            hint=f'add [models] {base if base and base != "unknown" else "sd1"} = '
-                                '"path/to/diffusers-folder", or pass --model')
+                                '"path/to/checkpoint.safetensors" (or a diffusers folder), or pass --model')
         model = str(models[key])
-    path = Path(model).expanduser()
-    path = path if path.is_absolute() else lib.root / path
-    if path.is_file():
-        raise MixError("single-file checkpoints are not supported for previews yet", path=path,
-                       hint="point [models] at a diffusers folder (with model_index.json)")
+    found = base_model_at(_library_path(lib, model), models, lib)
+    if base in ("sd1", "sd2", "sdxl") and found.family and found.family != base:
+        raise MixError(f"{found.path.name} is an {found.family} model and the LoRA is {base}",
+                       path=found.path, hint=f"set [models] {base} to an {base} checkpoint, or pass --model")
+    return found
+
+
+def _library_path(lib: Library, text: str) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else lib.root / path
+
+
+def base_model_at(path: Path, models: dict, lib: Library) -> BaseModel:
+    """Check ``path`` is something diffusers can sample from, and read its family without torch.
+
+    A single file's config folder comes from ``[models] <family>_config`` when set.
+    """
+    from trainers.errors import TrainerError
+    from trainers.image.model import inspect
+    from trainers.image.single_file import SHIPPED_FAMILIES
+
+    if path.is_file() or path.suffix.lower() in (".safetensors", ".ckpt", ".pt", ".bin"):
+        if not path.is_file():
+            raise MixError("checkpoint file does not exist", path=path,
+                           hint="fix the path in [models] or --model")
+        try:
+            info = inspect(str(path))
+        except TrainerError as err:
+            raise MixError(err.message, path=path, hint=err.hint or None) from None
+        if info.family is None:
+            raise MixError(f"not a Stable Diffusion checkpoint: {info.reason}", path=path,
+                           hint="point [models] or --model at an SD1, SD2 or SDXL checkpoint")
+        config = models.get(f"{info.family}_config")
+        if config:
+            config = _library_path(lib, str(config))
+            if not config.is_dir():
+                raise MixError(f"[models] {info.family}_config is not a folder", path=config,
+                               hint="point it at a diffusers folder of the checkpoint's architecture")
+        elif info.family not in SHIPPED_FAMILIES:
+            raise MixError(f"{info.family} checkpoints need a config folder: the file does not say whether "
+                           "it is a v-prediction model", path=path,
+                           hint=f'add [models] {info.family}_config = "path/to/a-diffusers-folder-of-it" '
+                                "(only its config and tokenizer files are read)")
+        return BaseModel(path, info.family, config or None)
     if not (path / "model_index.json").is_file():
-        raise MixError("not a diffusers model folder (no model_index.json)", path=path,
-                       hint="point [models] or --model at a diffusers folder")
-    return path
+        raise MixError("not a diffusers model folder (no model_index.json) nor a .safetensors checkpoint",
+                       path=path, hint="point [models] or --model at a checkpoint file or a diffusers folder")
+    try:
+        family = inspect(str(path)).family
+    except TrainerError:
+        family = None  # a pipeline lutnav cannot classify may still sample; diffusers decides
+    return BaseModel(path, family)
 
 
 _PIPELINES: dict[Path, object] = {}
 
 
-def load_pipeline(folder: Path):
-    """One pipeline per model folder per process (the grid reuses it across weights)."""
+def load_pipeline(model: BaseModel):
+    """One pipeline per model per process (the grid reuses it across weights), sampling with
+    DDIM so the ``Sampler:`` written into every PNG is true."""
     require_diffusers()
-    if folder not in _PIPELINES:
+    if model.path not in _PIPELINES:
         import torch
-        from diffusers import DiffusionPipeline
+        from diffusers import DDIMScheduler, DiffusionPipeline
 
-        pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True,
-                                                 safety_checker=None, requires_safety_checker=False)
+        if model.single_file:
+            from trainers.errors import TrainerError
+            from trainers.image.single_file import load_single_file
+
+            try:
+                pipe = load_single_file(model.path, model.family, config=model.config)
+            except TrainerError as err:
+                raise MixError(err.message, path=model.path, hint=err.hint or None) from None
+        else:
+            pipe = DiffusionPipeline.from_pretrained(str(model.path), local_files_only=True,
+                                                     safety_checker=None, requires_safety_checker=False)
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
         if torch.cuda.is_available():
             pipe = pipe.to("cuda")
         pipe.set_progress_bar_config(disable=True)
-        _PIPELINES[folder] = pipe
-    return _PIPELINES[folder]
+        _PIPELINES[model.path] = pipe
+    return _PIPELINES[model.path]
 
 
 def render(pipe, shot: Shot, s: Settings):
@@ -163,13 +237,13 @@ def default_prompt(entries: list[dict]) -> str:
     return ", ".join([DEFAULT_PROMPT, *words])
 
 
-def run_shots(model: Path, shots: list[Shot], s: Settings, progress=None) -> list[Path]:
+def run_shots(model: BaseModel, shots: list[Shot], s: Settings, progress=None) -> list[Path]:
     """Render and save every shot; ``progress(done, total, label)`` after each."""
     pipe = load_pipeline(model)
     written = []
     for done, shot in enumerate(shots, 1):
         image = render(pipe, shot, s)
-        written.append(save_png(image, shot.out, a1111_parameters(shot, s, model.name)))
+        written.append(save_png(image, shot.out, a1111_parameters(shot, s, model.label)))
         if progress is not None:
             progress(done, len(shots), shot.label)
     return written

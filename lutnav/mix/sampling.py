@@ -37,12 +37,12 @@ def preview_entry(lib: Library, name: str, s: Settings, *, model: str | None = N
                   progress=None) -> list[Path]:
     """Sample ``name`` at its card strength and store the image as one of its previews."""
     rel, entry, file = image_entry(lib, name)
-    folder = model_for(lib, entry["base_model"], model)
+    base_model = model_for(lib, entry["base_model"], model)
     weight = entry.get("strength") if entry.get("strength") is not None else 1.0
     shot = Shot(entry["name"], [(file, file.stem, float(weight))], free_preview_path(file),
                 s.prompt or default_prompt([entry]),
                 s.negative_prompt or entry.get("negative_prompt") or "")
-    paths = run_shots(folder, [shot], s, progress)
+    paths = run_shots(base_model, [shot], s, progress)
     record_previews(file, paths)
     lib.scan_all()
     return paths
@@ -65,7 +65,7 @@ def preview_blend(lib: Library, items: list, s: Settings, *, model: str | None =
                   progress=None) -> list[Path]:
     """Each LoRA alone at its weight, then the blend (or the merged file at 1.0)."""
     bases = {i.entry.get("base_model") for i in items} - {"unknown", None}
-    folder = model_for(lib, bases.pop() if len(bases) == 1 else None, model)
+    base_model = model_for(lib, bases.pop() if len(bases) == 1 else None, model)
     out_dir = Path(out_dir) if out_dir else lib.root / ".lutnav" / "previews"
     out_dir.mkdir(parents=True, exist_ok=True)
     label = "+".join(i.name for i in items)
@@ -80,7 +80,7 @@ def preview_blend(lib: Library, items: list, s: Settings, *, model: str | None =
         shots.append(Shot(f"merged {merged.stem}", [(merged, merged.stem, 1.0)], blend_out, prompt, negative))
     else:
         shots.append(Shot(f"blend {label}", files, out_dir / f"{label}.blend.png", prompt, negative))
-    paths = run_shots(folder, shots, s, progress)
+    paths = run_shots(base_model, shots, s, progress)
     if merged is not None:
         record_previews(merged, paths[-1:])
         try:
