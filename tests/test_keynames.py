@@ -9,28 +9,24 @@ from catalog.keynames import (
 )
 from catalog.layouts import lora_modules
 
-# --- the standard model configs, written out (no download) ------------------------------------
+# --- the standard model configs: the ones lutnav ships for single-file checkpoints -----------
 
-SD15_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-    block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-)
+
+def _shipped(family: str, part: str) -> dict:
+    import json
+
+    from trainers.image.single_file import SHIPPED
+
+    config = json.loads((SHIPPED / family / part / "config.json").read_text())
+    return {k: v for k, v in config.items() if not k.startswith("_") and k not in ("architectures", "model_type")}
+
+
+SD15_UNET = _shipped("sd1", "unet")
 SD2_UNET = dict(SD15_UNET, cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20),
                 use_linear_projection=True, sample_size=96)
-SDXL_UNET = dict(
-    sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
-    block_out_channels=(320, 640, 1280), cross_attention_dim=2048,
-    transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20),
-    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-)
-CLIP_L = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12)
-CLIP_BIGG = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
-                 projection_dim=1280)
+SDXL_UNET = _shipped("sdxl", "unet")
+CLIP_L = _shipped("sd1", "text_encoder")
+CLIP_BIGG = _shipped("sdxl", "text_encoder_2")
 UNETS = {"sd1": SD15_UNET, "sd2": SD2_UNET, "sdxl": SDXL_UNET}
 
 
