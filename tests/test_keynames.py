@@ -8,26 +8,7 @@ from catalog.keynames import (
     TE1, TE2, UNET, KeyName, diffusers_key, diffusers_to_ldm, kohya_key, ldm_to_diffusers, parse_key,
 )
 from catalog.layouts import lora_modules
-
-# --- the standard model configs: the ones lutnav ships for single-file checkpoints -----------
-
-
-def _shipped(family: str, part: str) -> dict:
-    import json
-
-    from trainers.image.single_file import SHIPPED
-
-    config = json.loads((SHIPPED / family / part / "config.json").read_text())
-    return {k: v for k, v in config.items() if not k.startswith("_") and k not in ("architectures", "model_type")}
-
-
-SD15_UNET = _shipped("sd1", "unet")
-SD2_UNET = dict(SD15_UNET, cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20),
-                use_linear_projection=True, sample_size=96)
-SDXL_UNET = _shipped("sdxl", "unet")
-CLIP_L = _shipped("sd1", "text_encoder")
-CLIP_BIGG = _shipped("sdxl", "text_encoder_2")
-UNETS = {"sd1": SD15_UNET, "sd2": SD2_UNET, "sdxl": SDXL_UNET}
+from tests.sdconfigs import CLIP_BIGG, CLIP_L, UNETS
 
 
 def _layers(model) -> list[str]:

@@ -186,18 +186,10 @@ def _kohya_walk(root, targets) -> set[tuple[str, int, int, str, tuple]]:
 def test_unet_layouts_match_diffusers_models(family, conv):
     torch = pytest.importorskip("torch")
     diffusers = pytest.importorskip("diffusers")
-    configs = {
-        "sd1": dict(cross_attention_dim=768, attention_head_dim=8),
-        "sd2": dict(cross_attention_dim=1024, attention_head_dim=[5, 10, 20, 20], use_linear_projection=True),
-        "sdxl": dict(cross_attention_dim=2048, block_out_channels=(320, 640, 1280),
-                     down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                     up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-                     transformer_layers_per_block=[1, 2, 10], attention_head_dim=[5, 10, 20],
-                     use_linear_projection=True, addition_embed_type="text_time",
-                     addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816),
-    }
+    from tests.sdconfigs import UNETS
+
     with torch.device("meta"):
-        unet = diffusers.UNet2DConditionModel(**configs[family])
+        unet = diffusers.UNet2DConditionModel(**UNETS[family])
     targets = {"Transformer2DModel"} | ({"ResnetBlock2D", "Downsample2D", "Upsample2D"} if conv else set())
     expected = {("unet." + n, *rest) for n, *rest in _kohya_walk(unet, targets)}
     ours = {(m.name, m.in_features, m.out_features, m.kind, m.kernel)
