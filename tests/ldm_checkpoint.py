@@ -74,11 +74,13 @@ def open_clip_names(state: dict, root: str) -> dict:
     return out
 
 
-def write_single_file(pipe, path: Path, *, family: str | None = None) -> Path:
+def write_single_file(pipe, path: Path, *, family: str | None = None, dtype=None) -> Path:
     """Save ``pipe`` (UNet, VAE, one or two CLIP encoders) as an fp32 LDM checkpoint at ``path``.
 
     ``family`` picks the up-block layout for the UNet mapper: ``sdxl`` when the first
-    up block has attention, ``sd1`` when it has none.
+    up block has attention, ``sd1`` when it has none. Models built on the meta device
+    (full-size ones, to test loading without random-initialising billions of weights)
+    are written as zeros; ``dtype`` casts every tensor (fp16, as released checkpoints).
     """
     from safetensors.torch import save_file
 
@@ -101,7 +103,13 @@ def write_single_file(pipe, path: Path, *, family: str | None = None) -> Path:
         out[first_root + inner] = t
     if second is not None:
         out.update(open_clip_names(second.state_dict(), "conditioner.embedders.1.model."))
-    save_file({k: v.contiguous() for k, v in out.items()}, str(path))
+    import torch
+
+    def real(t):
+        t = torch.zeros(t.shape, dtype=dtype or t.dtype) if t.is_meta else t
+        return (t.to(dtype) if dtype is not None else t).contiguous()
+
+    save_file({k: real(v) for k, v in out.items()}, str(path))
     return path
 
 

@@ -286,3 +286,33 @@ def test_an_sdxl_single_file_with_its_openclip_encoder_loads_and_samples(tmp_pat
         assert all(torch.equal(want[k], got[k].reshape(want[k].shape)) for k in want), part
     image = render(loaded, Shot("x", [], tmp_path / "x.png", "a photo"), Settings(steps=2, size=64))
     assert image.size == (64, 64)
+
+
+@pytest.mark.slow
+def test_a_full_size_sd15_checkpoint_samples_with_the_shipped_configs(tmp_path, monkeypatch):
+    """The released SD 1.5 shapes and A1111 names (weights all zero), read with no config of
+    the user's and no network: the path a real ``v1-5-pruned-emaonly.safetensors`` takes."""
+    from types import SimpleNamespace
+
+    import torch
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from lutnav.mix.preview import Settings, Shot, load_pipeline, render
+    from tests.ldm_checkpoint import write_single_file
+    from tests.sdconfigs import CLIP_L, SD15_UNET, shipped
+
+    with init_empty_weights():
+        meta = SimpleNamespace(unet=UNet2DConditionModel(**SD15_UNET), vae=AutoencoderKL(**shipped("sd1", "vae")),
+                               text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_L)))
+    ckpt = write_single_file(meta, tmp_path / "v1-5-zeros.safetensors", family="sd1", dtype=torch.float16)
+    lib = _library(tmp_path, f'[models]\nsd1 = "{ckpt}"\n')
+    model = model_for(lib, "sd1")
+    assert (model.family, model.config) == ("sd1", None)
+    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(OSError("network used")))
+    pipe = load_pipeline(model)
+    assert sum(p.numel() for p in pipe.unet.parameters()) == 859_520_964
+    assert pipe.tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+    image = render(pipe, Shot("x", [], tmp_path / "x.png", "a photo"), Settings(steps=1, size=64))
+    assert image.size == (64, 64)
