@@ -13,11 +13,8 @@ the factored one on a subset of modules.
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.measure import timed_lutnav  # noqa: E402
 
 RANK, WEIGHTS = 32, (0.7, 0.3)
 
@@ -58,28 +57,8 @@ def write_inputs(root: Path) -> list[Path]:
     return paths
 
 
-def child(argv: list[str]) -> None:
-    """Run one lutnav command in this process and report its peak RSS."""
-    from lutnav.cli import cli
-
-    start = time.perf_counter()
-    try:
-        cli.main(argv, prog_name="lutnav", standalone_mode=False)
-    finally:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        print(json.dumps({"seconds": time.perf_counter() - start, "peak_mb": usage.ru_maxrss / 1024,
-                          "cpu": usage.ru_utime + usage.ru_stime}), file=sys.stderr)
-
-
 def timed_command(root: Path, *args: str) -> tuple[float, dict, str]:
-    argv = ["--library", str(root), "mix", "bench_a:0.7", "bench_b:0.3", *args]
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(argv)],
-                          capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        raise SystemExit(f"lutnav mix failed:\n{proc.stderr}")
-    return wall, json.loads(proc.stderr.strip().splitlines()[-1]), proc.stderr
+    return timed_lutnav(["--library", str(root), "mix", "bench_a:0.7", "bench_b:0.3", *args])
 
 
 def dense(f, weight: float = 1.0):
@@ -163,11 +142,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the files here (default: a temp folder)")
     parser.add_argument("--sample", type=int, default=48, help="modules for the float64 error check")
     parser.add_argument("--naive", type=int, default=8, help="modules for the naive-method timing")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(json.loads(args.child))
-        return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lutnav-bench-merge-"))
     root = work / "loras"
     try:

@@ -151,3 +151,18 @@ def test_grid_composes_checkpoint_by_weight(tiny_library, tmp_path):
     with Image.open(out) as sheet:
         assert sheet.width > 2 * 64 and 64 < sheet.height < 2 * 64 + 80
         assert "X: weight 0,1" in sheet.text["parameters"]
+
+
+@pytest.mark.slow
+def test_preview_from_an_fp16_model_folder(tiny_library, tmp_path):
+    """Many published diffusers folders are fp16; the LoRA layers must not meet them in another dtype."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    lib = tiny_library
+    base = lib.config["models"]["sd1"]  # an absolute path in this fixture
+    half = tmp_path / "sd1-tiny-fp16"
+    StableDiffusionPipeline.from_pretrained(base, torch_dtype=torch.float16).save_pretrained(half)
+    res = run(lib, "preview", "tink", *FAST, "--model", str(half))
+    assert res.exit_code == 0, res.output
+    assert any(p.name.startswith("tink.preview") for p in (lib.root / "style/t").iterdir())

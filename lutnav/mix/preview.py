@@ -142,22 +142,28 @@ _PIPELINES: dict[Path, object] = {}
 
 def load_pipeline(model: BaseModel):
     """One pipeline per model per process (the grid reuses it across weights), sampling with
-    DDIM so the ``Sampler:`` written into every PNG is true."""
+    DDIM so the ``Sampler:`` written into every PNG is true.
+
+    The dtype is set, never left to the files: fp16 on a GPU, fp32 on the CPU (which lacks
+    fast half kernels). Left alone, an fp16 folder loads its text encoder as fp16 beside
+    fp32 LoRA layers and sampling stops with a dtype mismatch."""
     require_diffusers()
     if model.path not in _PIPELINES:
         import torch
         from diffusers import DDIMScheduler, DiffusionPipeline
+
+        dtype = torch.float16 if torch.cuda.is_available() else torch.float32
 
         if model.single_file:
             from trainers.errors import TrainerError
             from trainers.image.single_file import load_single_file
 
             try:
-                pipe = load_single_file(model.path, model.family, config=model.config)
+                pipe = load_single_file(model.path, model.family, config=model.config, dtype=dtype)
             except TrainerError as err:
                 raise MixError(err.message, path=model.path, hint=err.hint or None) from None
         else:
-            pipe = DiffusionPipeline.from_pretrained(str(model.path), local_files_only=True,
+            pipe = DiffusionPipeline.from_pretrained(str(model.path), local_files_only=True, torch_dtype=dtype,
                                                      safety_checker=None, requires_safety_checker=False)
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
         if torch.cuda.is_available():
