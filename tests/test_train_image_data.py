@@ -267,3 +267,18 @@ def test_header_metadata_names_family_prediction_and_network(tmp_path):
     assert (meta["ss_network_dim"], meta["ss_network_alpha"]) == ("8", "4")
     assert meta["modelspec.trigger_phrase"] == "zzcat, zz style"
     assert all(isinstance(v, str) for v in meta.values())
+
+
+def test_bad_jsonl_lines_and_non_utf8_captions_are_listed_with_their_lines(tmp_path):
+    _img(tmp_path / "a.png")
+    _img(tmp_path / "b.png", color=(1, 2, 3))
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.png", "text": "zzcat"}\n'
+                                             '{"file_name": "b.png", "text": "zzcat\n["b.png"]\n', "utf-8")
+    with pytest.raises(DatasetError) as info:
+        _check(read_dataset(tmp_path))
+    text = str(info.value)
+    assert "metadata.jsonl:2: not valid JSON" in text and "metadata.jsonl:3: expected a JSON object" in text
+    (tmp_path / "metadata.jsonl").unlink()
+    (tmp_path / "metadata.csv").write_bytes("filename,prompt\na.png,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"metadata.csv: not UTF-8 text \(bad byte at offset 25\); save it as UTF-8"):
+        _check(read_dataset(tmp_path))

@@ -19,6 +19,7 @@ from typing import Any
 
 from trainers.errors import ConfigError, Problem
 from trainers.settings import check_bounds, config_fields, convert, hints, setting
+from trainers.textfile import read_utf8
 from trainers.tomllines import key_lines
 
 OPTIMIZERS = ("AdamW", "AdamW8bit", "Adafactor", "Prodigy")
@@ -119,13 +120,13 @@ class CommonConfig:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CommonConfig:
     """Read, check and resolve a config file; raises :class:`ConfigError` listing every problem."""
     path = Path(path)
+    problems: list[Problem] = []
     try:
-        text = path.read_text("utf-8")
+        text = read_utf8(path, problems)
     except FileNotFoundError:
         raise ConfigError("cannot read the config", [Problem(str(path), None, "no such file")]) from None
-    except UnicodeDecodeError as err:
-        raise ConfigError("cannot read the config",
-                          [Problem(str(path), None, f"not UTF-8 text (bad byte at offset {err.start})")]) from None
+    if text is None:
+        raise ConfigError("cannot read the config", problems)
     return parse_config(text, path, overrides)
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainers.errors import Problem
+from trainers.textfile import json_lines, read_utf8
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CAPTION_SUFFIXES = (".txt", ".caption")
@@ -152,10 +152,10 @@ def _pick(columns: list[str], wanted: tuple[str, ...]) -> int | None:
 
 def _csv_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[Problem]]:
     where = str(path)
-    try:
-        text = path.read_text("utf-8-sig")
-    except UnicodeDecodeError as err:
-        return [], [Problem(where, None, f"not UTF-8 text (bad byte at offset {err.start}); save it as UTF-8")]
+    problems: list[Problem] = []
+    text = read_utf8(path, problems)
+    if text is None:
+        return [], problems
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if not header:
@@ -186,18 +186,10 @@ def _csv_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[Problem]]:
 def _jsonl_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[Problem]]:
     where = str(path)
     rows, problems = [], []
-    try:
-        text = path.read_text("utf-8-sig")
-    except UnicodeDecodeError as err:
-        return [], [Problem(where, None, f"not UTF-8 text (bad byte at offset {err.start})")]
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            problems.append(Problem(where, number, f"not a JSON object ({err.msg})"))
-            continue
+    text = read_utf8(path, problems)
+    if text is None:
+        return [], problems
+    for number, obj in json_lines(where, text, problems):
         if not isinstance(obj, dict):
             problems.append(Problem(where, number, "expected a JSON object {\"file_name\": …, \"text\": …}"))
             continue

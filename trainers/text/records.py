@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trainers.errors import Problem
+from trainers.textfile import json_lines, read_utf8
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
 
@@ -48,10 +49,8 @@ def read_rows(source: str | Path) -> tuple[list[Row], list[Problem]]:
         if suffix not in SUFFIXES:
             problems.append(Problem(str(path), None, f"unsupported file type; expected one of {', '.join(SUFFIXES)}"))
             continue
-        try:
-            text = path.read_text("utf-8-sig")
-        except UnicodeDecodeError as err:
-            problems.append(Problem(str(path), None, f"not UTF-8 text (bad byte at offset {err.start})"))
+        text = read_utf8(path, problems)
+        if text is None:
             continue
         reader = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".txt": _txt}[suffix]
         reader(str(path), text, rows, problems)
@@ -59,14 +58,7 @@ def read_rows(source: str | Path) -> tuple[list[Row], list[Problem]]:
 
 
 def _jsonl(where: str, text: str, rows: list[Row], problems: list[Problem]) -> None:
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as err:
-            problems.append(Problem(where, number, f"not valid JSON ({err.msg} at column {err.colno})"))
-            continue
+    for number, value in json_lines(where, text, problems):
         _add(where, number, value, rows, problems)
 
 
