@@ -205,6 +205,16 @@ def test_out_of_memory_becomes_advice(workdir):
     assert out_of_memory_error(ValueError("shape mismatch"), [], config) is None
 
 
+def test_memory_advice_puts_the_batch_first_and_skips_what_is_already_on(workdir):
+    from trainers.interrupt import memory_hints
+
+    off = memory_hints(make_config(workdir, "oom-off", gradient_checkpointing=False), ["max_seq_length (now 512)"])
+    assert off[0].startswith("batch_size (now 8") and off[1] == "max_seq_length (now 512)"
+    assert "gradient_checkpointing = true" in off
+    on = memory_hints(make_config(workdir, "oom-on", gradient_checkpointing=True), [])
+    assert "gradient_checkpointing = true" not in on
+
+
 def test_blend_two_adapters(trained, workdir, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

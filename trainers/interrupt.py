@@ -44,6 +44,18 @@ def catch_sigint() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def memory_hints(config: CommonConfig, task_hints: list[str]) -> list[str]:
+    """What to lower after running out of memory: the batch first, then the task's own settings
+    (resolution, sequence length…), then the switches every task has."""
+    hints = [f"batch_size (now {config.batch_size}; raise gradient_accumulation_steps to keep the effective batch)",
+             *task_hints]
+    if not config.gradient_checkpointing:
+        hints.append("gradient_checkpointing = true")
+    if config.mixed_precision == "no":
+        hints.append("mixed_precision = \"bf16\" (or \"fp16\")")
+    return hints
+
+
 def out_of_memory_error(exc: BaseException, hints: list[str], config: CommonConfig) -> OutOfMemory | None:
     """An :class:`OutOfMemory` for a GPU or host allocation failure, else ``None``."""
     import torch

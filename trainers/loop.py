@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from trainers import checkpoint as ckpt
 from trainers.config import CommonConfig
 from trainers.errors import TrainerError
-from trainers.interrupt import catch_sigint, out_of_memory_error
+from trainers.interrupt import catch_sigint, memory_hints, out_of_memory_error
 from trainers.optim import make_optimizer, make_scheduler
 from trainers.plan import schedule
 
@@ -47,7 +47,7 @@ class TrainTask(Protocol):
     def loss(self, model: Any, batch: dict[str, Any]) -> Any: ...  # loss SUMMED over the batch
     def evaluate(self, model: Any) -> dict[str, float]: ...     # {} when there is no eval data
     def save(self, model: Any, folder: Path, step: int) -> None: ...  # the usable artifact, unwrapped model
-    def oom_hints(self) -> list[str]: ...                        # settings to lower on out-of-memory
+    def oom_hints(self) -> list[str]: ...                        # its own settings to lower on OOM
     def fingerprint(self) -> dict[str, Any]: ...                 # data identity, checked on resume
 
 
@@ -173,7 +173,7 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
                             optimizer.zero_grad(set_to_none=True)
                         loss_sum = loss_sum + loss.detach()
                 except Exception as exc:
-                    oom = out_of_memory_error(exc, task.oom_hints(), config)
+                    oom = out_of_memory_error(exc, memory_hints(config, task.oom_hints()), config)
                     if oom is None:
                         raise
                     raise oom from None

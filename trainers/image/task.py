@@ -190,12 +190,7 @@ class ImageTask:
 
     def oom_hints(self) -> list[str]:
         c = self.config
-        hints = [f"batch_size (now {c.batch_size}; raise gradient_accumulation_steps to keep the effective batch)",
-                 f"resolution (now {c.size[0]}x{c.size[1]})"]
-        if not c.gradient_checkpointing:
-            hints.append("gradient_checkpointing = true")
-        if c.mixed_precision == "no":
-            hints.append("mixed_precision = \"fp16\" (or \"bf16\")")
+        hints = [f"resolution (now {c.size[0]}x{c.size[1]})"]
         if not c.cache_latents:
             hints.append("cache_latents = true")
         if c.target != "unet":

@@ -127,14 +127,9 @@ class TextTask:
 
     def oom_hints(self) -> list[str]:
         c = self.config
-        hints = [f"batch_size (now {c.batch_size}; raise gradient_accumulation_steps to keep the effective batch)",
-                 f"max_seq_length (now {c.max_seq_length})"]
-        if not c.gradient_checkpointing:
-            hints.append("gradient_checkpointing = true")
+        hints = [f"max_seq_length (now {c.max_seq_length})"]
         if c.quantization == "none":
             hints.append("quantization = \"4bit\" (QLoRA)")
-        if c.mixed_precision == "no":
-            hints.append("mixed_precision = \"bf16\"")
         return hints
 
     # --- after the loop ------------------------------------------------------------------------
