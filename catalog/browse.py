@@ -278,9 +278,10 @@ def save_card_text(draft: CardDraft, text: str) -> Card:
         raise CardError("; ".join(m for _, m in problems), path=path)
     card = Card.from_dict(clean)
     card_file._validate_schema(path, card.to_dict())
-    current = card_file.read_card_bytes(path)
-    card_file._check_unchanged(path, current, draft.digest)
-    mode = stat.S_IMODE(os.stat(path).st_mode) if current is not None else 0o644
-    card_file._atomic_write(path, data, mode, draft.digest)
+    with card_file.card_lock(path):
+        current = card_file.read_card_bytes(path)
+        card_file._check_unchanged(path, current, draft.digest)
+        mode = stat.S_IMODE(os.stat(path).st_mode) if current is not None else 0o644
+        card_file._atomic_write(path, data, mode, draft.digest)
     return card
 

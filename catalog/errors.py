@@ -89,4 +89,32 @@ class CardError(CatalogError, ValueError):
 
 
 class CardConflict(CatalogError):
-    hint = "the card changed on disk since it was read; run `lutnav show` and apply your edit again"
+    """The card changed on disk since it was read, in a field this edit also sets.
+
+    ``fields`` holds ``(key, value on disk now, value this edit wanted)`` for each
+    clash, so a front end can say exactly what to run.
+    """
+
+    hint = "read the card again and repeat the edit if it still applies"
+
+    def __init__(self, message: str, *, path: str | Path | None = None, hint: str | None = None,
+                 fields: list[tuple[str, object, object]] | None = None):
+        self.fields = list(fields or [])
+        super().__init__(message, path=path, hint=hint)
+
+
+class CardTaken(CatalogError, FileExistsError):
+    """The name where a LoRA's card would go belongs to another file (another entry's card,
+    a project file, a link): lutnav never writes there, whatever the flags."""
+
+    hint = "choose another name for the output, or move that file away"
+
+
+class CardExists(CatalogError, FileExistsError):
+    """A card is already where the output's card would go, and replacing it was not asked for."""
+
+    hint = "pass --overwrite to replace it, or choose another name for the output"
+
+
+class CardBusy(CatalogError):
+    hint = "another program is writing cards in this folder; try again when it finishes"

@@ -24,6 +24,7 @@ from catalog.card_file import MAX_CARD_BYTES, parse_card_bytes
 from catalog.errors import SidecarError
 from catalog.readme_card import find_section, fold_sections, parse_readme
 from catalog.sidecar_formats import Parsed, from_hub_card
+from catalog.textfile import decode_utf8
 
 #: Real sidecars are kilobytes (a Civitai info with many images: ~100 KB).
 MAX_SIDECAR_BYTES = MAX_CARD_BYTES
@@ -125,7 +126,7 @@ class SidecarReader:
         if data is None:
             return None
         try:
-            return data.decode("utf-8-sig")
+            return decode_utf8(data)
         except UnicodeDecodeError as err:
             self.warnings.append(f"{self.label(path)}: not UTF-8 text (bad byte at offset {err.start}) — {FIX}")
             return None

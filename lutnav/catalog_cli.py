@@ -71,11 +71,14 @@ def _fmt_network(info: dict) -> str:
 def card_cmd(ctx, entry: str, sets: tuple[str, ...]) -> None:
     """Write fields into ENTRY's sidecar card (<stem>.toml); the LoRA file is never touched.
 
-    Refused when the card changed on disk since the index last read it: run
-    `lutnav scan` (or `lutnav show`) and apply the edit again.
+    Only the fields given change; comments and layout of a hand-edited card stay.
+    When the card changed on disk since lutnav last read it, the edit still goes
+    in if it sets other fields; if a field it sets changed there too, nothing is
+    written and the message names the command that sets it anyway.
     """
     from catalog.card import parse_set
-    from catalog.card_file import write_card
+    from catalog.card_file import indexed_card_values, write_card
+    from catalog.errors import CardConflict
     from catalog.sidecars import card_path
 
     lib = open_library(ctx)
@@ -84,11 +87,26 @@ def card_cmd(ctx, entry: str, sets: tuple[str, ...]) -> None:
     if not sets:
         raise click.UsageError("nothing to write: pass --set KEY=VALUE (see --help)")
     updates = parse_set(list(sets))
-    row = next(lib.db.query("select card_digest from entries where path = ?", [rel]))
+    row = lib.get(rel)
     target = card_path(lib.abspath(rel))
-    write_card(target, updates, expected_digest=row["card_digest"])
+    try:
+        write_card(target, updates, expected_digest=row["card_digest"], base=indexed_card_values(row))
+    except CardConflict as err:
+        run_scan_with_progress(lib)  # lutnav now knows the card as it is: the same command works
+        raise CardConflict(err.message, path=err.path, fields=err.fields,
+                           hint=f"to set yours over it, run: {_card_command(ctx, entry, sets)}") from None
     run_scan_with_progress(lib)
     click.echo(f"wrote {lib.relpath(target)}: " + ", ".join(sorted(updates)))
+
+
+def _card_command(ctx, entry: str, sets: tuple[str, ...]) -> str:
+    import shlex
+
+    library = ctx.find_root().params.get("library")
+    words = ["lutnav", *(["--library", str(library)] if library else []), "card", entry]
+    for item in sets:
+        words += ["--set", item]
+    return shlex.join(words)
 
 
 @click.command("hash")
@@ -153,8 +171,9 @@ def prompt_cmd(ctx, specs: tuple[str, ...]) -> None:
 @click.command("demo")
 @click.option("--into", type=click.Path(path_type=Path), default=None,
               help="Folder to write the demo library into (default: the --library folder).")
+@click.option("--overwrite", is_flag=True, help="Reset demo cards you edited since an earlier demo.")
 @click.pass_context
-def demo_cmd(ctx, into: Path | None) -> None:
+def demo_cmd(ctx, into: Path | None, overwrite: bool) -> None:
     """Write a small demo library (every format and sidecar kind) and index it."""
     from catalog.library import Library
 
@@ -162,7 +181,7 @@ def demo_cmd(ctx, into: Path | None) -> None:
 
     root = into or ctx.find_root().obj["root"]
     try:
-        write_demo(Path(root))
+        write_demo(Path(root), overwrite=overwrite, note=lambda text: click.echo(f"note: {text}", err=True))
     except (FileExistsError, OSError) as exc:
         raise CatalogError(str(exc)) from None
     lib = Library(root)

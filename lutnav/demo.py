@@ -19,10 +19,9 @@ import os
 import pickle
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomli_w
 
 from catalog.layouts import LLMShape, lora_modules, lora_tensors
 from catalog.writer import encode_floats, write_safetensors
@@ -80,17 +79,18 @@ _CONV_PICK = r"down_blocks_0_(resnets_0_conv[12]|downsamplers_0_conv)$|up_blocks
 _TINY_LLAMA = LLMShape(hidden=64, intermediate=172, layers=2, kv_width=32)
 
 
-def write_demo(root: Path) -> list[Path]:
+def write_demo(root: Path, *, overwrite: bool = False, note: Callable[[str], None] | None = None) -> list[Path]:
     """Write the demo library under ``root``; return every file written, sorted.
 
     ``root`` may be missing, empty, or an earlier demo (its files are rewritten;
-    anything a user added there is left alone). Any other non-empty folder is
-    refused, so a user's own LoRAs never get demo files mixed in.
+    anything a user added there is left alone, and so is a demo card the user
+    edited, unless ``overwrite``; ``note`` hears about each one kept). Any other
+    non-empty folder is refused, so a user's own LoRAs never get demo files mixed in.
     """
     root = Path(root)
     _check_target(root)
     root.mkdir(parents=True, exist_ok=True)
-    out = _Out(root)
+    out = _Out(root, overwrite, note)
     out.text(MARKER, "lutnav demo library: `lutnav demo` may rewrite the files it made here.\n")
     _style(out)
     _character(out)
@@ -251,9 +251,11 @@ def _kohya_meta(name: str, version: str, rank: int, alpha: float, tags: dict[str
 class _Out:
     """Writes files under the root and remembers them."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, overwrite: bool = False, note: Callable[[str], None] | None = None):
         self.root = root
         self.written: list[Path] = []
+        self.overwrite = overwrite
+        self.note = note or (lambda text: None)
 
     def _path(self, rel: str) -> Path:
         path = self.root.joinpath(*rel.split("/"))
@@ -271,7 +273,21 @@ class _Out:
         self.text(rel, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
     def toml(self, rel: str, data: dict) -> None:
-        self.text(rel, tomli_w.dumps(data))
+        """A card, through the catalog's card writer: one the user edited is kept unless told."""
+        from catalog.card_file import write_card
+        from catalog.card_slot import card_slot, claim_card
+        from catalog.sidecars import PEFT_CARD_NAME
+
+        path = self.root.joinpath(*rel.split("/"))
+        in_folder = path.name == PEFT_CARD_NAME
+        lora = path.parent if in_folder else path.with_suffix(".safetensors")
+        slot = card_slot(lora, is_folder=in_folder)
+        if slot.digest is not None and slot.values != data and not self.overwrite:
+            self.note(f"kept {rel}: it differs from the demo's card (`lutnav demo --overwrite` resets it)")
+            return
+        slot = claim_card(lora, replace=True, is_folder=in_folder, fresh=True)
+        self._path(rel)
+        write_card(path, data, expected_digest=slot.digest, fresh=True)
 
     def lora(self, stem: str, family: str, pick: str, *, style: str = "kohya", parts=("unet", "te"),
              conv: bool = False, rank: int = 4, alpha: float, dtype: str = "F16", network: str = "lora",

@@ -262,6 +262,8 @@ def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) ->
     result = convert_file(path, to, out, overwrite=overwrite)
     extra = f"; alpha folded into lora_B for {result.folded} modules" if result.folded else ""
     click.echo(f"{result.modules} modules, {result.tensors} tensors, {to} names{extra}", err=True)
+    if result.card is not None:
+        click.echo(f"card fields carried over into {result.card.name}", err=True)
     _index_if_inside(ctx, lib, result.path)
     click.echo(str(result.path))
 

@@ -42,6 +42,11 @@ def train_cmd(ctx: click.Context, config_file: Path, check: bool, library: Path 
     missing = "" if root.is_dir() else " (missing: the result will stay in output_dir)"
     for line in [*plan.lines(), f"library         {root}{missing}"]:
         click.echo(line, err=not check)
+    if root.is_dir():  # a taken name is refused now, not after training
+        from trainers.handoff import check_filing
+
+        check_filing(root, category=config.category, theme=config.theme, name=config.name,
+                     is_folder=config.task_type == "text-generation", overwrite=config.overwrite)
     if check:
         return
     trained = _run(config, plan)

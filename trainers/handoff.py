@@ -5,6 +5,9 @@ A PEFT adapter lands as ``<library>/<category>/<theme>/<name>/`` with a
 with ``<name>.toml`` (and previews) beside it.  The entry is assembled under
 a hidden name and renamed into place, so a scan never sees half of it, then
 the library is re-scanned (incrementally: only the new entry is read).
+
+:func:`check_filing` runs before training too, so a name that is taken (or a
+``<name>.toml`` that belongs to another file) is refused before hours of work.
 """
 
 from __future__ import annotations
@@ -29,6 +32,24 @@ class Filed:
     replaced: bool
 
 
+OVERWRITE_FLAG = "`overwrite = true` in the config"
+
+
+def check_filing(root: str | Path, *, category: str, theme: str, name: str, is_folder: bool,
+                 suffix: str = ".safetensors", overwrite: bool = False):
+    """Where the entry will go and the slot of its card; refuses a taken name before anything
+    is written (``HandoffError``), and a card name that belongs to another file or holds a
+    card that ``overwrite`` does not allow replacing (``CardTaken``/``CardExists``)."""
+    from catalog.card_slot import claim_card
+
+    dest = Path(root).expanduser().resolve() / category / theme / (name if is_folder else name + suffix)
+    if (dest.exists() or dest.is_symlink()) and not overwrite:
+        raise HandoffError("the library already has an entry of this name", path=dest)
+    slot = None if is_folder else claim_card(dest, replace=overwrite, is_folder=False, fresh=True,
+                                             flag=OVERWRITE_FLAG)
+    return dest, slot
+
+
 def file_into_library(root: str | Path, artifact: str | Path, *, category: str, theme: str, name: str,
                       card: dict[str, Any], previews: list[Path] = (), overwrite: bool = False) -> Filed:
     """Copy ``artifact`` (an adapter folder or a LoRA file) into the library with ``card``."""
@@ -36,17 +57,15 @@ def file_into_library(root: str | Path, artifact: str | Path, *, category: str, 
 
     lib = Library(root)
     artifact = Path(artifact)
-    folder = lib.root / category / theme
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / (name if artifact.is_dir() else name + artifact.suffix)
+    dest, slot = check_filing(lib.root, category=category, theme=theme, name=name,
+                              is_folder=artifact.is_dir(), suffix=artifact.suffix, overwrite=overwrite)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     replaced = dest.exists()
-    if replaced and not overwrite:
-        raise HandoffError("the library already has an entry of this name", path=dest)
     card = clean_card(card)
     if artifact.is_dir():
         _place_folder(artifact, dest, card)
     else:
-        _place_file(artifact, dest, card, previews)
+        _place_file(artifact, dest, card, previews, slot)
     lib.scan_all()
     return Filed(lib.relpath(dest), dest, replaced)
 
@@ -72,16 +91,14 @@ def _place_folder(artifact: Path, dest: Path, card: dict[str, Any]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _place_file(artifact: Path, dest: Path, card: dict[str, Any], previews) -> None:
+def _place_file(artifact: Path, dest: Path, card: dict[str, Any], previews, slot) -> None:
     from catalog.card_file import write_card
 
-    card_path = dest.with_suffix(".toml")
     staging = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
     shutil.copyfile(artifact, staging)
     try:
-        if card_path.exists():
-            card_path.unlink()  # replacing the entry replaces its card too
-        write_card(card_path, card, expected_digest=None)
+        # replacing the entry (allowed by check_filing) replaces its card too, in one rename
+        write_card(slot.path, card, expected_digest=slot.digest, fresh=True)
         for i, preview in enumerate(previews):
             suffix = "" if i == 0 else f".{i}"
             shutil.copyfile(preview, dest.with_name(f"{dest.stem}.preview{suffix}{Path(preview).suffix}"))

@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.card_file import read_card, write_card
+from catalog.card_file import write_card
+from catalog.card_slot import CardSlot, claim_card
 from catalog.errors import PathOutsideLibrary
 from catalog.keynames import TE2, KeyName, kohya_key
 from catalog.library import Library
-from catalog.sidecars import card_path
 from catalog.writer import encode_floats, write_safetensors
 
 from .errors import MixError, OutputDirMissing, OutputExists
@@ -71,7 +71,13 @@ def blend_family(items: list[BlendItem], loras: list) -> str | None:
 
 
 def check_output(out: Path, *, overwrite: bool) -> Path:
-    """Refuse before any work: wrong suffix, missing folder, existing file without --overwrite."""
+    """Refuse before any work: wrong suffix, missing folder, existing file without --overwrite,
+    a card name that belongs to another file (see :func:`catalog.card_slot.claim_card`)."""
+    return claim_output(out, overwrite=overwrite)[0]
+
+
+def claim_output(out: Path, *, overwrite: bool) -> tuple[Path, CardSlot]:
+    """:func:`check_output`, and the slot its card will be written into."""
     out = Path(out).expanduser()
     if out.suffix != ".safetensors":
         raise MixError("the merged file must end in .safetensors", path=out)
@@ -79,7 +85,7 @@ def check_output(out: Path, *, overwrite: bool) -> Path:
         raise OutputDirMissing(f"folder {out.parent} does not exist", path=out)
     if out.exists() and not overwrite:
         raise OutputExists("file exists", path=out)
-    return out
+    return out, claim_card(out, replace=overwrite, is_folder=False)
 
 
 def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int | None = None,
@@ -94,7 +100,7 @@ def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int |
     from lutnav.tensors import load_lora
 
     start = time.perf_counter()
-    out = check_output(out, overwrite=overwrite)
+    out, slot = claim_output(out, overwrite=overwrite)
     loras = [load_lora(lib.abspath(i.rel)) for i in items]
     weights = [i.weight for i in items]
     if rank is not None:
@@ -118,7 +124,7 @@ def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int |
             progress(done, total)
     metadata = merge_metadata(items, family, top_rank, rank, command, out)
     write_safetensors(out, tensors, metadata)  # temp file + rename: never half a LoRA
-    rel = _enter_catalog(lib, items, out, rank, command)
+    rel = _enter_catalog(lib, items, out, slot, rank, command)
     return MergeResult(out, rel, report, total, top_rank, time.perf_counter() - start)
 
 
@@ -154,7 +160,7 @@ def merge_metadata(items: list[BlendItem], family: str | None, top_rank: int,
     return meta
 
 
-def _enter_catalog(lib: Library, items: list[BlendItem], out: Path, rank: int | None,
+def _enter_catalog(lib: Library, items: list[BlendItem], out: Path, slot: CardSlot, rank: int | None,
                    command: str) -> str | None:
     """Write the card (parents, triggers) and index the file when it is inside the library."""
     try:
@@ -177,9 +183,7 @@ def _enter_catalog(lib: Library, items: list[BlendItem], out: Path, rank: int | 
         "strength": 1.0,
         "notes": command or None,
     }
-    card = card_path(out, is_folder=False)
-    _, digest = read_card(card) if card.exists() else (None, None)
-    write_card(card, updates, expected_digest=digest)
+    write_card(slot.path, updates, expected_digest=slot.digest, base=slot.values)
     if rel is not None:
         lib.scan_all()
     return rel

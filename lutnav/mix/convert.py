@@ -7,6 +7,9 @@ alpha = rank. ``--to diffusers`` writes ``lora_A``/``lora_B``; diffusers keys
 carry no alpha, so where alpha ≠ rank the scale is folded into ``lora_B`` and
 every loader (which then assumes alpha = rank) applies the same ΔW. Only that
 fold needs numpy; renaming alone is pure Python.
+
+The converted file behaves exactly like its source, so it gets the source's card
+fields (trigger words, strength, notes…; not its previews) in a card of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.card_file import write_card
+from catalog.card_slot import claim_card
 from catalog.header import read_header, read_scalars
 from catalog.keynames import KeyName, diffusers_key, kohya_key, parse_key
 from catalog.writer import encode_floats, write_safetensors
@@ -30,6 +35,7 @@ class ConvertResult:
     modules: int
     folded: int  # modules whose alpha/rank scale went into lora_B
     family: str | None
+    card: Path | None = None  # the card written beside it (the source's fields)
 
 
 def default_output(src: Path, to: str) -> Path:
@@ -55,6 +61,7 @@ def convert_file(src: str | Path, to: str, out: str | Path | None = None, *,
         raise OutputDirMissing(f"folder {out.parent} does not exist", path=out)
     if out.exists() and not overwrite:
         raise OutputExists("file exists", path=out)
+    slot = claim_card(out, replace=overwrite, is_folder=False)
     header = read_header(file)
     family = family or _family(classify(header), header)
     groups = _group(file, header)
@@ -92,7 +99,19 @@ def convert_file(src: str | Path, to: str, out: str | Path | None = None, *,
                 tensors[key] = (info.dtype, list(info.shape), data)
     metadata = _metadata(header.metadata, to, family)
     write_safetensors(out, tensors, metadata)
-    return ConvertResult(out, len(tensors), len(groups), folded, family)
+    carried = source_card(src)
+    if carried:
+        write_card(slot.path, carried, expected_digest=slot.digest, base=slot.values)
+    return ConvertResult(out, len(tensors), len(groups), folded, family, slot.path if carried else None)
+
+
+def source_card(src: Path) -> dict:
+    """The card fields of ``src`` from all its sidecars (lutnav card, A1111, README…), less
+    its previews, which are files of the source."""
+    from catalog.sidecars import read_entry_cards
+
+    fields = read_entry_cards(src, {}, {}).fields
+    return {key: value for key, (value, _) in fields.items() if key != "previews"}
 
 
 def _as(name: KeyName, role: str) -> KeyName:

@@ -57,7 +57,7 @@ def record_previews(file: Path, paths: list[Path]) -> None:
     current, digest = read_card(card)
     previews = list(current.previews or [])
     previews += [p for p in extra if p not in previews]
-    write_card(card, {"previews": previews}, expected_digest=digest)
+    write_card(card, {"previews": previews}, expected_digest=digest, base=current.to_dict())
 
 
 def preview_blend(lib: Library, items: list, s: Settings, *, model: str | None = None,

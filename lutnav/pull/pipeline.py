@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from catalog.card_file import read_card, write_card
+from catalog.card_slot import claim_card
 from catalog.errors import SidecarError
 from catalog.library import Library
 from catalog.sidecars import JSON_SIDECARS, MAX_SIDECAR_BYTES
@@ -216,8 +217,9 @@ def _place(lib: Library, source: Source, item: _Staged, card: HubCard | None, sh
     target, status = choose_target(lib, category, theme, stem, is_folder=item.pick.is_folder,
                                    staged=item.path, overwrite=opts.overwrite)
     rel = lib.relpath(target.weights)
-    if status == "same" and target.card.exists():
+    if status == "same" and (target.card.exists() or target.card.is_symlink()):
         return Placed(rel, "unchanged", item.verified)
+    slot = None if target.is_folder else claim_card(target.weights, replace=status == "replace", is_folder=False)
     if status != "same":
         move_into_place(item.path, target, stage)
     previews = place_previews(target, [*item.images, *shared], replace=status == "replace")
@@ -230,7 +232,10 @@ def _place(lib: Library, source: Source, item: _Staged, card: HubCard | None, sh
     values = {**values, **{k: v for k, v in item.card.items() if k not in ("previews", "source")}}
     if item.card.get("source") and not source.origin:
         values["source"] = item.card["source"]
-    current = target.card.read_bytes() if target.card.is_file() else None
-    write_card(target.card, values, expected_digest=hashlib.sha256(current).hexdigest() if current else None)
+    if slot is not None:
+        write_card(slot.path, values, expected_digest=slot.digest, base=slot.values)
+    else:  # a PEFT folder: its card (carried over from a replaced folder) is inside it
+        current = target.card.read_bytes() if target.card.is_file() else None
+        write_card(target.card, values, expected_digest=hashlib.sha256(current).hexdigest() if current else None)
     return Placed(rel, {"new": "new", "replace": "replaced", "same": "unchanged"}[status], item.verified,
                   previews)

@@ -6,7 +6,8 @@ outright (never "fixed" into something else); a name that is merely odd (spaces,
 colons, control characters) is cleaned into a safe file stem.  The final target
 is checked to resolve inside the library, and an existing different file is never
 replaced unless the user said ``--overwrite`` — otherwise the new entry gets a
-``_2``-style suffix.
+``_2``-style suffix.  A name whose card belongs to another file (``x.ckpt``'s
+``x.toml``, a project file, a link) is never used: the entry takes the next suffix.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.card_slot import card_slot
 from catalog.errors import PathOutsideLibrary
 from catalog.library import Library
 from catalog.sidecars import card_path
@@ -106,12 +108,14 @@ def choose_target(lib: Library, category: str, theme: str | None, stem: str, *, 
     inside(lib, folder)
     for n in range(1, 1000):
         target = Target(folder, stem if n == 1 else f"{stem}_{n}", is_folder)
-        taken = target.weights.exists() or target.weights.is_symlink() or (
-            not is_folder and target.card.exists())
-        if not taken:
-            return target, "new"
-        if same_content(staged, target.weights):
+        there = target.weights.exists() or target.weights.is_symlink()
+        if there and same_content(staged, target.weights):
             return target, "same"
+        slot = None if is_folder else card_slot(target.weights, is_folder=False)
+        if slot is not None and slot.taken_by is not None:
+            continue  # that card is someone else's: never written, whatever the flags
+        if not there and (slot is None or slot.free):
+            return target, "new"
         if overwrite and n == 1:
             return target, "replace"
     raise UnsafeName(f"{folder}: no free name for {stem!r} after 999 tries")

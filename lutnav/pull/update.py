@@ -159,4 +159,4 @@ def _refresh_card(weights: Path, old: HubCard | None, old_triggers: list[str], n
         untouched = mine.get(key) == before.get(key)
         if untouched and mine.get(key) != after.get(key):
             updates[key] = after.get(key)
-    write_card(path, updates, expected_digest=digest)
+    write_card(path, updates, expected_digest=digest, base=mine)
