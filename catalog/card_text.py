@@ -13,9 +13,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import tomlkit
-from tomlkit.exceptions import TOMLKitError
-
 from catalog.card import FIELD_KINDS
 
 
@@ -42,6 +39,9 @@ def edit_text(text: str, updates: dict[str, Any], *, fresh: bool = False) -> str
     ``None``, removes its keys one by one.  ``fresh`` starts from an empty card
     (a writer that replaces the card as a whole).
     """
+    import tomlkit  # 35 ms: only writers pay for it, not `ls` or the TUI's start
+    from tomlkit.exceptions import TOMLKitError
+
     try:
         doc = tomlkit.document() if fresh else tomlkit.parse(text)
     except TOMLKitError as err:
@@ -61,6 +61,8 @@ def edit_text(text: str, updates: dict[str, Any], *, fresh: bool = False) -> str
 
 
 def _edit_table(doc: Any, key: str, changes: dict[str, Any]) -> None:
+    import tomlkit
+
     table = doc.get(key)
     if not isinstance(table, dict):
         table = None

@@ -82,15 +82,18 @@ def test_card_set_bad_key_or_value_leaves_the_file_untouched(tmp_path):
     assert "did you mean" in run(root, "card", "ink_wash", "--set", "strenght=1", ok=False).output
 
 
-def test_card_edited_on_disk_since_indexed_is_refused(tmp_path):
+def test_card_edited_on_disk_since_indexed_keeps_both_edits(tmp_path):
     root = _lib(tmp_path)
     card = root / "style" / "ink" / "ink_wash.toml"
     card.write_text("strength = 0.5\n")
     run(root, "show", "ink_wash")
     card.write_text('strength = 0.5\nnotes = "my hand edit"\n')
-    result = run(root, "card", "ink_wash", "--set", "strength=0.9", ok=False)
-    assert result.exit_code != 0 and "changed" in result.output
-    assert "my hand edit" in card.read_text()
+    run(root, "card", "ink_wash", "--set", "strength=0.9")
+    assert card.read_text() == 'strength = 0.9\nnotes = "my hand edit"\n'
+    card.write_text('strength = 0.6\nnotes = "my hand edit"\n')  # the same field, by hand
+    result = run(root, "card", "ink_wash", "--set", "strength=0.8", ok=False)
+    assert result.exit_code == 1 and "`strength` is 0.6 on disk now" in result.output
+    assert "my hand edit" in card.read_text() and "0.6" in card.read_text()
 
 
 def test_hash_matches_sha256_autov2_and_tensor_hash_survives_metadata_edits(tmp_path):
