@@ -211,6 +211,8 @@ class CardDraft:
     fields: dict[str, str] | None
     text: str
     error: str | None = None
+    #: the card's values when opened (``write_card(base=...)``: edits of other fields since are kept)
+    values: dict[str, Any] | None = None
 
 
 def open_card(path: Path) -> CardDraft:
@@ -226,7 +228,8 @@ def open_card(path: Path) -> CardDraft:
         return CardDraft(path, digest, None, text, str(err))
     if problems:
         return CardDraft(path, digest, None, text, "; ".join(m for _, m in problems))
-    return CardDraft(path, digest, {k: field_text(k, clean.get(k)) for k in FIELD_KINDS}, text)
+    return CardDraft(path, digest, {k: field_text(k, clean.get(k)) for k in FIELD_KINDS}, text,
+                     values=clean)
 
 
 def field_text(name: str, value: Any) -> str:

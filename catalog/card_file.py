@@ -28,7 +28,7 @@ from typing import Any
 
 from catalog.card import Card, FIELD_KINDS, card_schema, check_card_dict, check_field
 from catalog.card_text import CardTextError, edit_text, plain
-from catalog.errors import CardBusy, CardConflict, CardError, SidecarError
+from catalog.errors import CardBusy, CardConflict, CardError, CardWriteError, SidecarError
 from catalog.textfile import UTF8_BOM, decode_utf8, has_bom
 from .durable import fsync_dir
 
@@ -138,6 +138,8 @@ def write_card(path: str | Path, updates: dict[str, Any], *, expected_digest: st
             except CardConflict:  # an editor that takes no lock saved meanwhile: look again
                 seen_digest, seen = now_digest, now
                 continue
+            except OSError as err:  # a read-only folder, a full disk: one line, the old card intact
+                raise CardWriteError(f"cannot write the card ({err.strerror or err})", path=path) from None
             return card
     raise CardConflict("the card kept changing while it was being written; nothing written", path=path)
 
@@ -282,7 +284,9 @@ def _validate_schema(path: Path, values: dict[str, Any]) -> None:
 
 
 def _atomic_write(path: Path, data: bytes, mode: int, expected: str | None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the temp name stays short however long the card's name is (names run up to 255 bytes)
+    short = os.fsencode(path.name)[:64].decode("utf-8", "ignore")
+    fd, tmp = tempfile.mkstemp(prefix=f".{short}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

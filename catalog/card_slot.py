@@ -102,7 +102,7 @@ def claim_card(lora: str | Path, *, replace: bool, is_folder: bool | None = None
         what = (f"already holds the card of {name}" if slot.lora.exists()
                 else f"is already there, a card with no {name} beside it")
         raise CardExists(what, path=slot.path,
-                         hint=f"pass {flag} to replace it, or choose another name for the output")
+                         hint=f"to replace it: {flag}; or choose another name for the output")
     if slot.problems and not fresh:
         raise CardError("; ".join(slot.problems), path=slot.path,
                         hint="fix or remove that value in the card first; nothing was written")

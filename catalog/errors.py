@@ -116,5 +116,11 @@ class CardExists(CatalogError, FileExistsError):
     hint = "pass --overwrite to replace it, or choose another name for the output"
 
 
+class CardWriteError(CatalogError, OSError):
+    """The card could not be written (a read-only folder, a full disk); the old one is intact."""
+
+    hint = "check the folder's permissions and free space; nothing was changed"
+
+
 class CardBusy(CatalogError):
     hint = "another program is writing cards in this folder; try again when it finishes"

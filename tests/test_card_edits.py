@@ -337,3 +337,50 @@ def test_cli_conflict_names_the_field_and_the_command_that_then_works(indexed):
     again = CliRunner().invoke(cli, command.split()[1:])
     assert again.exit_code == 0, again.output
     assert path.read_text("utf-8") == HAND_EDITED.replace("strength = 0.7", "strength = 0.9")
+
+
+# --- odd places -----------------------------------------------------------------------------
+
+
+def test_a_card_with_a_name_of_245_bytes_is_written(tmp_path):
+    path = tmp_path / ("é" * 120 + ".toml")  # 245 bytes: a temp name built from it would not fit
+    write_card(path, {"strength": 0.5}, expected_digest=None)
+    assert read_card(path)[0].strength == 0.5
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_card_that_cannot_be_written_is_one_line_and_the_old_card_stays(indexed, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(card_file.tempfile, "mkstemp", denied)
+    res = card(indexed, "strength=0.1")
+    assert res.exit_code == 1 and "ink.toml: cannot write the card (Permission denied)" in res.output
+    assert "Traceback" not in res.output
+    assert (indexed / "style/ink/ink.toml").read_text("utf-8") == HAND_EDITED
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions, not root")
+def test_card_set_in_a_read_only_folder_is_one_line(indexed):
+    folder = indexed / "style/ink"
+    folder.chmod(0o555)
+    try:
+        res = card(indexed, "strength=0.1")
+    finally:
+        folder.chmod(0o755)
+    assert res.exit_code == 1 and "cannot write the card (Permission denied)" in res.output
+    assert "Traceback" not in res.output and (folder / "ink.toml").read_text("utf-8") == HAND_EDITED
+
+
+def test_a_form_opened_before_another_edit_saves_onto_it(folder):
+    from catalog.browse import changed_fields, open_card
+    from catalog.card import parse_set
+
+    path = folder / "ink.toml"
+    path.write_text(HAND_EDITED, "utf-8")
+    draft = open_card(path)
+    write_card(path, {"tags": ["ink"]}, expected_digest=draft.digest)  # `lutnav card` while the form is open
+    items = changed_fields(draft, {**draft.fields, "strength": "0.3"})
+    write_card(path, parse_set(items), expected_digest=draft.digest, base=draft.values)
+    raw = tomllib.loads(path.read_text("utf-8"))
+    assert raw["tags"] == ["ink"] and raw["strength"] == 0.3

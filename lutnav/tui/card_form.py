@@ -103,7 +103,8 @@ class CardForm(ModalScreen[bool]):
                 if not items:
                     self._say("nothing changed")
                     return
-                write_card(self.draft.path, parse_set(items), expected_digest=self.draft.digest)
+                write_card(self.draft.path, parse_set(items), expected_digest=self.draft.digest,
+                           base=self.draft.values)
         except CatalogError as err:
             self._say(f"not saved: {err}", error=True)
             self.app.notify(f"card not saved: {err.message}", severity="error")
