@@ -5,7 +5,7 @@ Every command that makes a LoRA file — ``mix --out``, ``convert``, ``pull``,
 refusal never comes after a merge or a download was already written.  The card
 of ``x.safetensors`` is ``x.toml``, a name other files may hold:
 
-- another entry's card (``x.ckpt`` shares ``x.toml``), a project file
+- another entry's card (``x.ckpt`` shares ``x.toml``, even before it has one), a project file
   (``pyproject.toml`` for ``--out pyproject.safetensors``), a link or a folder:
   never written, whatever the flags (:class:`CardTaken`);
 - a lutnav card of the same LoRA, or one left behind by a LoRA that is gone:
@@ -56,6 +56,9 @@ def card_slot(lora: str | Path, *, is_folder: bool | None = None) -> CardSlot:
     lora = Path(lora)
     folder = lora.is_dir() if is_folder is None else is_folder
     path = card_path(lora, folder)
+    owner = None if folder else _other_owner(lora)
+    if owner is not None:  # even before that file has a card, the name is its card's
+        return CardSlot(path, lora, taken_by=f"belongs to {owner} (its card)")
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -66,9 +69,6 @@ def card_slot(lora: str | Path, *, is_folder: bool | None = None) -> CardSlot:
         return CardSlot(path, lora, taken_by="is a link")
     if not stat.S_ISREG(st.st_mode):
         return CardSlot(path, lora, taken_by="is not a regular file")
-    owner = None if folder else _other_owner(lora)
-    if owner is not None:
-        return CardSlot(path, lora, taken_by=f"is the card of {owner}")
     try:
         data = read_card_bytes(path)
         raw = parse_card_bytes(path, data)
@@ -77,9 +77,9 @@ def card_slot(lora: str | Path, *, is_folder: bool | None = None) -> CardSlot:
     except OSError as err:
         return CardSlot(path, lora, taken_by=f"cannot be read ({err.strerror})")
     _, problems = check_card_dict(raw)
-    foreign = [message for key, message in problems if key not in FIELD_KINDS]
+    foreign = [key for key, _ in problems if key not in FIELD_KINDS]
     if foreign:
-        return CardSlot(path, lora, taken_by=f"is not a lutnav card ({foreign[0]})")
+        return CardSlot(path, lora, taken_by=f"is not a lutnav card (it holds `{foreign[0]}`, not a card field)")
     return CardSlot(path, lora, digest(data), raw,
                     problems=[message for key, message in problems if key in FIELD_KINDS])
 

@@ -44,11 +44,11 @@ def test_card_slot_tells_free_own_orphan_and_someone_elses(tmp_path):
         claim_card(lora, replace=False)
     assert claim_card(lora, replace=True).digest == orphan.digest
     (tmp_path / "x.ckpt").write_bytes(b"pickle")
-    with pytest.raises(CardTaken, match="is the card of x.ckpt"):
+    with pytest.raises(CardTaken, match="belongs to x.ckpt .its card."):
         claim_card(lora, replace=True)
     (tmp_path / "x.ckpt").unlink()
     (tmp_path / "x.toml").write_bytes(PYPROJECT)
-    with pytest.raises(CardTaken, match="not a lutnav card.*`project` is not a card field"):
+    with pytest.raises(CardTaken, match="not a lutnav card .it holds `project`, not a card field"):
         claim_card(lora, replace=True)
     (tmp_path / "x.toml").unlink()
     (tmp_path / "x.toml").symlink_to(tmp_path / "elsewhere.toml")
@@ -75,9 +75,13 @@ def test_mix_never_writes_over_another_entrys_card(lib):
     card.write_bytes(MY_CARD)  # the card of style/old/old.ckpt
     res = run(lib, "mix", "ink:0.5", "hero:0.3", "--out", str(lib.root / "style/old/old.safetensors"),
               "--overwrite")
-    assert res.exit_code == 1 and "is the card of old.ckpt" in res.output
+    assert res.exit_code == 1 and "old.toml: belongs to old.ckpt (its card)" in res.output
     assert card.read_bytes() == MY_CARD
     assert names(card.parent) == ["old.ckpt", "old.toml"]
+    card.unlink()  # no card yet: the name is still old.ckpt's
+    res = run(lib, "mix", "ink:0.5", "hero:0.3", "--out", str(lib.root / "style/old/old.safetensors"))
+    assert res.exit_code == 1 and "old.toml: belongs to old.ckpt (its card)" in res.output
+    assert names(card.parent) == ["old.ckpt"]
 
 
 def test_mix_keeps_a_card_outside_the_library_unless_told(lib, tmp_path):
