@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainers import checkpoint as ckpt
+from trainers import train_state
 from trainers.config import CommonConfig
 from trainers.errors import TrainerError
 from trainers.interrupt import catch_sigint, memory_hints, out_of_memory_error
@@ -125,8 +126,6 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
     scheduler = make_scheduler(config, optimizer, total)
     model, optimizer = accelerator.prepare(task.model, optimizer)
     model.train()  # from_pretrained leaves models in eval mode: dropout would be off
-    accelerator.register_for_checkpointing(scheduler)
-    ckpt.register_state_hooks(accelerator, model)
     trainable = [p for p in model.parameters() if p.requires_grad]
     fingerprint = {**{k: v for k, v in config.settings().items() if k not in RESUME_FREE
                       and not _is_path_setting(config, k)},
@@ -140,7 +139,8 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
     if resume_dir is not None:
         state = ckpt.read_state(resume_dir)
         ckpt.check_fingerprint(resume_dir, state.get("fingerprint", {}), fingerprint)
-        accelerator.load_state(str(resume_dir / ckpt.STATE_DIR))
+        train_state.load(resume_dir / ckpt.STATE_DIR, state, accelerator=accelerator, model=model,
+                         optimizer=optimizer, scheduler=scheduler)
         step = int(state["step"])
         yield NoteEvent(f"resuming from {resume_dir} (step {step} of {total})")
     result = TrainResult(out, resume_dir, step, total, resumed_from=step)
@@ -190,7 +190,8 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
                 end_of_epoch = group_start + accum >= len(batches)
                 stop = _agreed(accelerator, interrupted() or (cancel is not None and cancel()))
                 if stop or _due(config, step, total, epoch if end_of_epoch else None):
-                    save = yield from _save(task, model, accelerator, config, step, epoch, fingerprint)
+                    save = yield from _save(task, model, optimizer, scheduler, accelerator, config, step, epoch,
+                                            fingerprint)
                     result.final, result.metrics, last_saved = save.path, save.metrics, step
                 if stop:
                     result.interrupted = True
@@ -201,7 +202,8 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
             if result.interrupted:
                 break
     if last_saved != step:
-        save = yield from _save(task, model, accelerator, config, step, max(step - 1, 0) // spe, fingerprint)
+        save = yield from _save(task, model, optimizer, scheduler, accelerator, config, step,
+                                max(step - 1, 0) // spe, fingerprint)
         result.final, result.metrics = save.path, save.metrics
     if config.log_with == "tensorboard":
         accelerator.end_training()
@@ -229,7 +231,7 @@ def _due(config: CommonConfig, step: int, total: int, finished_epoch: int | None
     return bool(n and finished_epoch is not None and (finished_epoch + 1) % n == 0)
 
 
-def _save(task: TrainTask, model, accelerator, config: CommonConfig, step: int, epoch: int,
+def _save(task: TrainTask, model, optimizer, scheduler, accelerator, config: CommonConfig, step: int, epoch: int,
           fingerprint: dict[str, Any]) -> Generator[Any, None, SaveEvent]:
     """Eval, then write the checkpoint atomically; eval first so its loss goes into the state."""
     out = Path(config.output_dir)
@@ -247,11 +249,12 @@ def _save(task: TrainTask, model, accelerator, config: CommonConfig, step: int, 
         staging.mkdir(parents=True)
         task.save(accelerator.unwrap_model(model), staging, step)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging / ckpt.STATE_DIR))
+    shared = train_state.save(staging / ckpt.STATE_DIR, accelerator=accelerator, model=model, optimizer=optimizer,
+                              scheduler=scheduler)
+    accelerator.wait_for_everyone()  # every process's generators are on disk before the manifest
     if accelerator.is_main_process:
-        ckpt.save_trainable(accelerator.unwrap_model(model), staging / ckpt.STATE_DIR / ckpt.TRAINABLE_FILE)
         ckpt.write_state(staging, {"step": step, "epoch": epoch, "metrics": metrics,
-                                   "fingerprint": fingerprint, "seed": config.seed})
+                                   "fingerprint": fingerprint, "seed": config.seed, **shared})
         ckpt.publish(staging, final)
         ckpt.prune(out, config.keep_checkpoints)
     accelerator.wait_for_everyone()
