@@ -133,6 +133,21 @@ def find_resume(output_dir: Path, resume: str) -> Path | None:
     return folder
 
 
+def check_processes(folder: Path, state: dict[str, Any], *, processes: int, batch_size: int) -> None:
+    """A run may resume on another number of processes only with the same global batch
+    (``batch_size × processes``): then it continues on the same batches and schedule."""
+    saved = int(state.get("processes", processes))
+    saved_global = state.get("fingerprint", {}).get("global_batch", batch_size * processes)
+    if saved == processes or saved_global == batch_size * processes:
+        return
+    again = f"run it on {saved} process(es) again (`accelerate launch --num_processes {saved} -m lutnav train …`)"
+    other = (f"set batch_size = {saved_global // processes} for {processes}" if saved_global % processes == 0
+             else "set resume = \"none\" to start over")
+    raise ResumeError(f"the checkpoint was trained on {saved} process(es) × batch_size {saved_global // saved} "
+                      f"(global batch {saved_global}); this run has {processes} × batch_size {batch_size} "
+                      f"(global batch {batch_size * processes})", path=folder, hint=f"{again}, or {other}")
+
+
 def check_fingerprint(folder: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
     """Refuse to continue a run whose settings or data changed in ways that break it."""
     changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))

@@ -25,6 +25,16 @@ class Trained:
     card: dict[str, Any] = field(default_factory=dict)
     previews: list[Path] = field(default_factory=list)
     is_main_process: bool = True
+    accelerator: Any = field(default=None, repr=False)
+
+    def release(self) -> None:
+        """End the run on every process: wait at a barrier (the main process files the result
+        first), then close the process group.  Call it on every process, also after an error."""
+        if self.accelerator is None:
+            return
+        self.accelerator.wait_for_everyone()
+        self.accelerator.state.destroy_process_group()
+        self.accelerator = None
 
 
 def make_accelerator(config: CommonConfig):
@@ -38,9 +48,13 @@ def make_accelerator(config: CommonConfig):
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise UnsupportedSetting("mixed_precision = \"fp16\" needs a CUDA GPU; none is available",
                                  path=config.source, hint="use \"bf16\" or \"no\" on the CPU")
+    from trainers.plan import launched_processes
+
     out = Path(config.output_dir)
     project = ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs"))
-    return Accelerator(mixed_precision=config.mixed_precision,
+    # several processes without a GPU: accelerate joins them over gloo only when told it is on the CPU
+    cpu = launched_processes() > 1 and not torch.cuda.is_available()
+    return Accelerator(cpu=cpu, mixed_precision=config.mixed_precision,
                        gradient_accumulation_steps=config.gradient_accumulation_steps,
                        log_with="tensorboard" if config.log_with == "tensorboard" else None,
                        project_config=project)
@@ -68,4 +82,4 @@ def train(config: CommonConfig, plan: Plan | None = None, *,
     if result.final is not None:
         artifact = task.artifact(result.final)
         previews = task.previews(result.final) if hasattr(task, "previews") else None
-    return Trained(result, artifact, task.card(result), previews or [], accelerator.is_main_process)
+    return Trained(result, artifact, task.card(result), previews or [], accelerator.is_main_process, accelerator)

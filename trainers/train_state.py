@@ -223,4 +223,6 @@ def load(folder: Path, state: dict[str, Any], *, accelerator, model, optimizer, 
         accelerator.step = int(state["micro_steps"])
     except (KeyError, TypeError) as err:
         raise ResumeError(f"training state lacks {err}", path=json_path) from None
-    load_rng(folder / rng_file(accelerator.process_index))
+    own = folder / rng_file(accelerator.process_index)
+    if own.is_file():  # absent when resuming on more processes than saved: those keep their seeded state
+        load_rng(own)
