@@ -62,8 +62,12 @@ def train_cmd(ctx: click.Context, config_file: Path, check: bool, library: Path 
 def _report(ctx, config_file: Path, config, trained, library: Path | None, merge_into: Path | None) -> None:
     result = trained.result
     if result.interrupted:
-        click.echo(f"interrupted at step {result.step}/{result.total}; `lutnav train {config_file}` resumes",
-                   err=True)
+        from trainers.plan import launched_processes
+
+        n = launched_processes()
+        again = f"`lutnav train {config_file}` resumes" if n == 1 else \
+            f"the same launch command on {n} processes resumes"
+        click.echo(f"interrupted at step {result.step}/{result.total}; {again}", err=True)
         sys.exit(130)
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
     click.echo(f"trained {result.step} steps in {result.seconds:.0f} s → {trained.artifact}"

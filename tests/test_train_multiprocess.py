@@ -262,6 +262,20 @@ def test_check_prints_the_global_batch_and_the_steps_it_gives(text_root, monkeyp
     assert "processes       2" in out
 
 
+def test_sharded_setups_are_refused_with_what_to_launch_instead():
+    from types import SimpleNamespace
+
+    from trainers.errors import UnsupportedSetting
+    from trainers.run import check_sharding
+
+    config = SimpleNamespace(source="cfg.toml")
+    for kind in ("DistributedType.FSDP", "DistributedType.DEEPSPEED"):
+        with pytest.raises(UnsupportedSetting, match=r"cfg.toml: this accelerate setup shards the model .*launch "
+                           r"without FSDP/DeepSpeed"):
+            check_sharding(SimpleNamespace(distributed_type=kind), config)
+    check_sharding(SimpleNamespace(distributed_type="DistributedType.MULTI_CPU"), config)
+
+
 # --- images -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
