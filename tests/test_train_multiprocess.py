@@ -262,6 +262,21 @@ def test_check_prints_the_global_batch_and_the_steps_it_gives(text_root, monkeyp
     assert "processes       2" in out
 
 
+def test_accelerate_cpu_mode_starting_one_process_is_pointed_out(text_root, monkeypatch):
+    """`accelerate launch --cpu --num_processes 2` without mpirun starts one plain process."""
+    from click.testing import CliRunner
+
+    from lutnav.cli import cli
+
+    cfg = text_config(text_root, "cpu-mode", batch=4)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    out = CliRunner().invoke(cli, ["train", str(cfg), "--check"]).output
+    assert "warning: accelerate launch --cpu started one process" in out
+    assert "torchrun --nproc_per_node N -m lutnav train CFG" in out
+
+
 def test_sharded_setups_are_refused_with_what_to_launch_instead():
     from types import SimpleNamespace
 

@@ -245,6 +245,7 @@ class ImageTask:
             "adapted_layers": dict(self.counts), "resolution": list(c.size), "enable_bucket": c.enable_bucket,
             "learning_rate": c.learning_rate, "optimizer": c.optimizer, "scheduler": c.scheduler,
             "batch_size": c.batch_size, "gradient_accumulation_steps": c.gradient_accumulation_steps,
+            "processes": self.plan.processes, "effective_batch": self.plan.effective_batch,
             "mixed_precision": c.mixed_precision, "noise_offset": c.noise_offset, "min_snr_gamma": c.min_snr_gamma,
             "seed": c.seed, "data": {k: v for k, v in data.items() if v is not None},
             "final_loss": result.losses[-1] if result.losses else None, "seconds": round(result.seconds, 1),
