@@ -6,6 +6,10 @@ config, or a ``checkpoint-N`` dropped into ``output_dir`` that ``resume =
 if it were ever unpickled, in a place where a checkpoint's state was (or
 could be) read, resumes both ways, and checks that the marker does not exist
 and that the refusal is one line naming the file and what to do.
+
+The per-file cases call :func:`trainers.checkpoint.find_resume`, the one gate
+a run passes before it reads anything from a checkpoint; the CLI cases run
+``lutnav train`` whole (on the previous checkpoint format they ran the pickle).
 """
 
 from __future__ import annotations
@@ -176,11 +180,11 @@ def test_lutnav_train_refuses_with_one_line_and_exit_1(trained, tmp_path, how):
     plant(target / "training_state" / "custom_checkpoint_0.pkl", marker)
     cfg = write_config(root, json.dumps(str(target)) if how == "folder" else '"auto"')
     result = CliRunner().invoke(cli, ["--library", str(root / "lib"), "train", str(cfg)])
+    assert not marker.exists()   # the planted pickle never ran
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert errors == [errors[0]] and "Traceback" not in result.output
     assert f"{target / 'training_state' / 'custom_checkpoint_0.pkl'}: this checkpoint holds a file lutnav did " \
            "not write" in errors[0]
     assert 'set resume = "none" to start over' in errors[0]
-    assert not marker.exists()
     assert not (root / "output" / "checkpoint-6").exists()
