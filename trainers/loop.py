@@ -93,8 +93,9 @@ class TrainResult:
 
 #: settings that may change between a run and its resume without breaking it
 #: (batch_size enters the fingerprint as the global batch, batch_size × processes)
-RESUME_FREE = {"batch_size", "output_dir", "save_steps", "save_every_n_epochs", "keep_checkpoints", "log_with", "resume",
-               "name", "category", "theme", "description", "trigger_words", "overwrite", "epochs", "max_steps",
+RESUME_FREE = {"batch_size", "output_dir", "save_steps", "save_every_n_epochs", "keep_checkpoints", "log_with",
+               "resume", "name", "category", "theme", "description", "trigger_words", "overwrite", "epochs",
+               "max_steps",
                # what is sampled or how the result is saved never changes the weights
                "sample_prompts", "sample_steps", "sample_guidance_scale", "sample_negative_prompt",
                "strength_range", "save_precision"}
