@@ -153,6 +153,18 @@ def test_state_files_swapped_for_pickles_or_edited_are_refused(run_copy, tmp_pat
     assert not marker.exists()
 
 
+def test_odd_names_still_give_one_line(run_copy, tmp_path):
+    marker = tmp_path / "pwned"
+    target = run_copy / "checkpoint-4"
+    for name in ("evil\nname.pkl", "training_state/.hidden.PT", "samples/x.npy"):
+        plant(target / name, marker)
+        with pytest.raises(ResumeError) as caught:
+            ckpt.find_resume(run_copy, "auto")
+        assert "\n" not in str(caught.value) and "lutnav did not write" in str(caught.value)
+        (target / name).unlink()
+    assert not marker.exists()
+
+
 def test_an_accelerate_style_checkpoint_without_manifest_is_refused(run_copy, tmp_path):
     """What older versions wrote (or an attacker imitates): never unpickled, refused with a reason."""
     marker = tmp_path / "pwned"

@@ -59,21 +59,21 @@ def verify(folder: Path, state_dir: str) -> None:
         if rel.lower().endswith(PICKLE_SUFFIXES):
             raise ResumeError("this checkpoint holds a file lutnav did not write (pickle formats can run code "
                               "when loaded; lutnav never loads them) — the checkpoint is refused",
-                              path=folder / rel, hint=_HINT)
+                              path=_shown(folder / rel), hint=_HINT)
     listed = _read(target, folder)
     own = _rel(target, folder)
     for rel in sorted(found):
         if rel != own and rel not in listed:
             raise ResumeError("this checkpoint holds a file lutnav did not write (it is not in the manifest) "
-                              "— the checkpoint is refused", path=folder / rel, hint=_HINT)
+                              "— the checkpoint is refused", path=_shown(folder / rel), hint=_HINT)
     for rel, entry in sorted(listed.items()):
         path = folder / rel
         if rel not in found:
-            raise ResumeError("a file of this checkpoint is missing (it is in the manifest)", path=path,
+            raise ResumeError("a file of this checkpoint is missing (it is in the manifest)", path=_shown(path),
                               hint="resume from another checkpoint, or set resume = \"none\" to start over")
         if path.stat().st_size != entry["size"] or file_sha256(path) != entry["sha256"]:
             raise ResumeError("this file changed after lutnav wrote it (its sha256 does not match the manifest) "
-                              "— the checkpoint is refused", path=path,
+                              "— the checkpoint is refused", path=_shown(path),
                               hint="resume from another checkpoint, or set resume = \"none\" to start over")
 
 
@@ -116,10 +116,16 @@ def _walk(folder: Path, *, refuse: bool = False) -> set[str]:
                 if refuse:
                     kind = "a link" if stat.S_ISLNK(mode) else "not a regular file"
                     raise ResumeError(f"this checkpoint holds {kind}, which lutnav never writes — the "
-                                      "checkpoint is refused", path=path, hint=_HINT)
+                                      "checkpoint is refused", path=_shown(path), hint=_HINT)
                 continue
             found.add(_rel(path, folder))
     return found
+
+
+def _shown(path: Path) -> str:
+    """The path as the error shows it: quoted when its name holds line breaks or other controls."""
+    text = str(path)
+    return repr(text) if any(ord(c) < 32 or ord(c) == 127 for c in text) else text
 
 
 def _rel(path: Path, folder: Path) -> str:
