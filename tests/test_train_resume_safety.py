@@ -200,3 +200,47 @@ def test_lutnav_train_refuses_with_one_line_and_exit_1(trained, tmp_path, how):
            "not write" in errors[0]
     assert 'set resume = "none" to start over' in errors[0]
     assert not (root / "output" / "checkpoint-6").exists()
+
+
+@pytest.mark.parametrize("change", [{"step": "4; rm -rf /"}, {"processes": 0}, {"fingerprint": []},
+                                    {"optimizer": None}, {"format": 1}])
+def test_a_forged_state_with_a_matching_manifest_is_refused_in_one_line(run_copy, change):
+    """Someone may rewrite the manifest too: the state's values are still checked before use."""
+    from trainers import manifest
+
+    target = run_copy / "checkpoint-4"
+    path = target / "training_state" / "lutnav_state.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    manifest.write(target, ckpt.STATE_DIR)
+    with pytest.raises(ResumeError) as caught:
+        ckpt.find_resume(run_copy, "auto")
+    assert str(caught.value).startswith(f"{path}:") and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("forged", [{"scheduler": {"last_epoch": "x"}}, {"optimizer": {"groups": [{"lr": "x"}]}},
+                                    {"optimizer": {"groups": "x", "scalars": []}}])
+def test_forged_schedule_or_optimizer_values_are_refused_before_training(trained, tmp_path, forged):
+    """Values that would only fail mid-training are refused at resume, in one line."""
+    import shutil
+
+    from trainers import manifest
+    from trainers.config import load_config
+    from trainers.progress import follow
+    from trainers.run import train
+
+    root = tmp_path / "run"
+    root.mkdir()
+    for name in ("tiny-llama", "facts.jsonl"):
+        os.symlink(trained / name, root / name)
+    shutil.copytree(trained / "output", root / "output")
+    target = root / "output" / "checkpoint-2"
+    shutil.rmtree(root / "output" / "checkpoint-4")
+    path = target / "training_state" / "lutnav_state.json"
+    state = json.loads(path.read_text())
+    for key, value in forged.items():
+        state[key] = value if key != "scheduler" else {**state[key], **value}
+    path.write_text(json.dumps(state))
+    manifest.write(target, ckpt.STATE_DIR)
+    with pytest.raises(ResumeError) as caught:
+        follow(train(load_config(write_config(root, '"auto"'))), tty=False)
+    assert "\n" not in str(caught.value) and "does not fit this run" in str(caught.value)

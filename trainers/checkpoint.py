@@ -64,7 +64,18 @@ def read_state(folder: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ResumeError("this checkpoint was written by another lutnav version, in a format this one does "
                           "not read", path=path)
+    for key, kind in _STATE_KEYS.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            raise ResumeError(f"training state key {key!r} is missing or not a {kind.__name__}", path=path)
+    if state["processes"] < 1:
+        raise ResumeError("training state key 'processes' is below 1", path=path)
     return state
+
+
+#: what lutnav_state.json must hold, and of which type (checked before any value is used)
+_STATE_KEYS = {"step": int, "epoch": int, "processes": int, "micro_steps": int, "fingerprint": dict,
+               "optimizer": dict, "scheduler": dict, "metrics": dict}
 
 
 def verify(folder: Path) -> None:

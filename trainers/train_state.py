@@ -94,13 +94,25 @@ def load_optimizer(optimizer, path: Path, part: dict[str, Any]) -> None:
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     except ResumeError:
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ResumeError(f"the optimizer state does not fit this run ({_first_line(err)})", path=path) from None
 
 
 def _like(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
-    """JSON turns tuples (``betas``) into lists; give values back the type the optimizer uses."""
-    return {k: tuple(v) if isinstance(now.get(k), tuple) and isinstance(v, list) else v for k, v in saved.items()}
+    """``saved`` with the keys and value types of ``now`` (JSON turns tuples such as ``betas``
+    into lists: they are given back); anything else is refused rather than trained with."""
+    _same_shape(saved, now)
+    return {k: tuple(v) if isinstance(now[k], tuple) else v for k, v in saved.items()}
+
+
+def _same_shape(saved: Any, now: dict[str, Any]) -> None:
+    if not isinstance(saved, dict) or set(saved) != set(now):
+        raise ValueError(f"expected the keys {sorted(now)}")
+    for key, value in now.items():
+        kind = list if isinstance(value, tuple) else type(value)
+        if value is not None and not isinstance(saved[key], kind) and not (
+                isinstance(value, float) and type(saved[key]) is int):
+            raise ValueError(f"{key!r} should be a {kind.__name__}")
 
 
 # --- random generators ----------------------------------------------------------------------
@@ -153,8 +165,9 @@ def scheduler_state(scheduler) -> dict[str, Any]:
 
 def load_scheduler(scheduler, saved: dict[str, Any], path: Path) -> None:
     try:
+        _same_shape(saved, scheduler_state(scheduler))
         scheduler.load_state_dict(dict(saved))
-    except (KeyError, TypeError, ValueError) as err:
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise ResumeError(f"the learning-rate schedule state does not fit this run ({_first_line(err)})",
                           path=path) from None
 
