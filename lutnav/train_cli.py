@@ -37,14 +37,35 @@ def train_cmd(ctx: click.Context, config_file: Path, check: bool, library: Path 
     or `torchrun --nproc_per_node N -m lutnav train CFG`; only the main process
     saves, samples, logs, prints and files the result.
     """
-    from trainers.config import load_config
     from trainers.plan import launched_rank
+
+    if launched_rank() == 0:
+        _train(ctx, config_file, check, library, merge_into, main=True)
+        return
+    try:
+        _train(ctx, config_file, check, library, merge_into, main=False)
+    except Exception as exc:
+        if not _is_shared_error(exc):
+            raise
+        sys.exit(1)  # every process meets this error; the main process reports it, once
+
+
+def _is_shared_error(exc: Exception) -> bool:
+    """An error every process raises alike (config, data, resume, set-up): only one should say it.
+    Out of memory may strike one process only: that one is reported by the process it hit."""
+    from trainers.errors import OutOfMemory, TrainerError
+
+    return isinstance(exc, TrainerError) and not isinstance(exc, OutOfMemory)
+
+
+def _train(ctx: click.Context, config_file: Path, check: bool, library: Path | None, merge_into: Path | None,
+           *, main: bool) -> None:
+    from trainers.config import load_config
     from trainers.run import check as plan_run
 
     config = load_config(config_file)
     plan = plan_run(config)
     root = _library_root(ctx, library)
-    main = launched_rank() == 0
     missing = "" if root.is_dir() else " (missing: the result will stay in output_dir)"
     if main:
         for line in [*plan.lines(), *_launch_warnings(), f"library         {root}{missing}"]:
