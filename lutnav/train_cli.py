@@ -42,12 +42,23 @@ def train_cmd(ctx: click.Context, config_file: Path, check: bool, library: Path 
     if launched_rank() == 0:
         _train(ctx, config_file, check, library, merge_into, main=True)
         return
+    _quiet_libraries()
     try:
         _train(ctx, config_file, check, library, merge_into, main=False)
     except Exception as exc:
         if not _is_shared_error(exc):
             raise
         sys.exit(1)  # every process meets this error; the main process reports it, once
+
+
+def _quiet_libraries() -> None:
+    """Processes other than the main one keep the libraries' progress bars and notices to themselves
+    (set before transformers/diffusers are imported, which read these once)."""
+    import os
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    os.environ["DIFFUSERS_VERBOSITY"] = "error"
 
 
 def _is_shared_error(exc: Exception) -> bool:
