@@ -32,7 +32,45 @@ def train_cmd(ctx: click.Context, config_file: Path, check: bool, library: Path 
     LoRA with kohya key names, loadable in A1111/Forge, ComfyUI and diffusers)
     or text-generation (a PEFT adapter for a causal LM). Checkpoints go to output_dir every save_steps; Ctrl-C
     saves one and stops, and running the same command again resumes.
+
+    On several processes: `accelerate launch --num_processes N -m lutnav train CFG`
+    or `torchrun --nproc_per_node N -m lutnav train CFG`; only the main process
+    saves, samples, logs, prints and files the result.
     """
+    from trainers.plan import launched_rank
+
+    if launched_rank() == 0:
+        _train(ctx, config_file, check, library, merge_into, main=True)
+        return
+    _quiet_libraries()
+    try:
+        _train(ctx, config_file, check, library, merge_into, main=False)
+    except Exception as exc:
+        if not _is_shared_error(exc):
+            raise
+        sys.exit(1)  # every process meets this error; the main process reports it, once
+
+
+def _quiet_libraries() -> None:
+    """Processes other than the main one keep the libraries' progress bars and notices to themselves
+    (set before transformers/diffusers are imported, which read these once)."""
+    import os
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    os.environ["DIFFUSERS_VERBOSITY"] = "error"
+
+
+def _is_shared_error(exc: Exception) -> bool:
+    """An error every process raises alike (config, data, resume, set-up): only one should say it.
+    Out of memory may strike one process only: that one is reported by the process it hit."""
+    from trainers.errors import OutOfMemory, TrainerError
+
+    return isinstance(exc, TrainerError) and not isinstance(exc, OutOfMemory)
+
+
+def _train(ctx: click.Context, config_file: Path, check: bool, library: Path | None, merge_into: Path | None,
+           *, main: bool) -> None:
     from trainers.config import load_config
     from trainers.run import check as plan_run
 
@@ -40,8 +78,9 @@ def train_cmd(ctx: click.Context, config_file: Path, check: bool, library: Path 
     plan = plan_run(config)
     root = _library_root(ctx, library)
     missing = "" if root.is_dir() else " (missing: the result will stay in output_dir)"
-    for line in [*plan.lines(), f"library         {root}{missing}"]:
-        click.echo(line, err=not check)
+    if main:
+        for line in [*plan.lines(), *_launch_warnings(), f"library         {root}{missing}"]:
+            click.echo(line, err=not check)
     if root.is_dir():  # a taken name is refused now, not after training
         from trainers.handoff import check_filing
 
@@ -49,13 +88,23 @@ def train_cmd(ctx: click.Context, config_file: Path, check: bool, library: Path 
                      is_folder=config.task_type == "text-generation", overwrite=config.overwrite)
     if check:
         return
-    trained = _run(config, plan)
+    trained = _run(config, plan, show=main)
+    try:
+        if trained.is_main_process:
+            _report(ctx, config_file, config, trained, library, merge_into)
+    finally:
+        trained.release()  # the other processes wait here until the result is filed, then exit 0
+
+
+def _report(ctx, config_file: Path, config, trained, library: Path | None, merge_into: Path | None) -> None:
     result = trained.result
-    if not trained.is_main_process:
-        return
     if result.interrupted:
-        click.echo(f"interrupted at step {result.step}/{result.total}; `lutnav train {config_file}` resumes",
-                   err=True)
+        from trainers.plan import launched_processes
+
+        n = launched_processes()
+        again = f"`lutnav train {config_file}` resumes" if n == 1 else \
+            f"the same launch command on {n} processes resumes"
+        click.echo(f"interrupted at step {result.step}/{result.total}; {again}", err=True)
         sys.exit(130)
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
     click.echo(f"trained {result.step} steps in {result.seconds:.0f} s → {trained.artifact}"
@@ -69,11 +118,23 @@ def train_cmd(ctx: click.Context, config_file: Path, check: bool, library: Path 
         click.echo(f"merged model → {merge_adapter(trained.artifact, merge_into)}")
 
 
-def _run(config, plan):
-    from trainers.progress import follow
+def _run(config, plan, *, show: bool = True):
+    from trainers.progress import drain, follow
     from trainers.run import train
 
-    return follow(train(config, plan))
+    return follow(train(config, plan)) if show else drain(train(config, plan))
+
+
+def _launch_warnings() -> list[str]:
+    """`accelerate launch --cpu --num_processes N` without mpirun starts one process, silently."""
+    import os
+
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") and "MASTER_ADDR" in os.environ \
+            and "WORLD_SIZE" not in os.environ:
+        return ["warning: accelerate launch --cpu started one process (its CPU mode spreads over processes "
+                "only with mpirun); for N processes run `accelerate launch --multi_gpu --num_processes N -m "
+                "lutnav train CFG` or `torchrun --nproc_per_node N -m lutnav train CFG`"]
+    return []
 
 
 def _file(ctx: click.Context, config, trained, library: Path | None) -> None:

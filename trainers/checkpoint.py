@@ -2,8 +2,9 @@
 
 A checkpoint is ``<output_dir>/checkpoint-<step>/``: whatever the task writes
 (a PEFT adapter folder, a kohya ``.safetensors``) plus ``training_state/`` —
-accelerate's saved state (optimizer, scheduler, grad scaler, every RNG) and
-lutnav's own ``lutnav_state.json`` (step, epoch, fingerprint of the settings).
+the resumable state in safetensors and JSON (:mod:`trainers.train_state`;
+nothing is pickled) and a manifest of every file with its sha256
+(:mod:`trainers.manifest`), checked before anything is read back.
 It is assembled in a hidden temp folder and renamed into place, so a crash
 or a kill leaves the previous checkpoints intact and never a broken one.
 """
@@ -18,12 +19,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from trainers.errors import ResumeError
 from catalog.durable import fsync_dir
+from trainers import manifest
+from trainers.errors import ResumeError
+from trainers.train_state import FORMAT, TRAINABLE_FILE  # noqa: F401  (re-exported: where the weights are)
 
 STATE_DIR = "training_state"
 STATE_FILE = "lutnav_state.json"
-TRAINABLE_FILE = "trainable.safetensors"
+#: a state file larger than this is not one lutnav wrote
+MAX_STATE_BYTES = 16 << 20
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -36,34 +40,59 @@ def staging_dir(output_dir: Path, step: int) -> Path:
 
 
 def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints, oldest first."""
+    """Every ``checkpoint-<step>`` folder, oldest first (whoever wrote it: see :func:`find_resume`)."""
     found = []
     if output_dir.is_dir():
         for item in output_dir.iterdir():
             match = _NAME.match(item.name)
-            if match and (item / STATE_DIR / STATE_FILE).is_file():
+            if match and item.is_dir():
                 found.append((int(match.group(1)), item))
     return sorted(found)
 
 
 def read_state(folder: Path) -> dict[str, Any]:
+    """The JSON part of a checkpoint's state (call after :func:`verify`)."""
     path = folder / STATE_DIR / STATE_FILE
     try:
-        return json.loads(path.read_text("utf-8"))
+        if path.stat().st_size > MAX_STATE_BYTES:
+            raise ResumeError("training state is too large to be one lutnav wrote", path=path)
+        state = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         raise ResumeError("not a lutnav checkpoint (no training state inside)", path=folder) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ResumeError(f"training state is unreadable ({err})", path=path) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ResumeError("this checkpoint was written by another lutnav version, in a format this one does "
+                          "not read", path=path)
+    for key, kind in _STATE_KEYS.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            raise ResumeError(f"training state key {key!r} is missing or not a {kind.__name__}", path=path)
+    if state["processes"] < 1:
+        raise ResumeError("training state key 'processes' is below 1", path=path)
+    return state
+
+
+#: what lutnav_state.json must hold, and of which type (checked before any value is used)
+_STATE_KEYS = {"step": int, "epoch": int, "processes": int, "micro_steps": int, "fingerprint": dict,
+               "optimizer": dict, "scheduler": dict, "metrics": dict}
+
+
+def verify(folder: Path) -> None:
+    """Refuse a checkpoint holding anything lutnav did not write there (see :mod:`trainers.manifest`)."""
+    manifest.verify(folder, STATE_DIR)
 
 
 def write_state(staging: Path, state: dict[str, Any]) -> None:
     path = staging / STATE_DIR / STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(state, indent=2, sort_keys=True), "utf-8")
+    path.write_text(json.dumps({**state, "format": FORMAT}, indent=2, sort_keys=True), "utf-8")
 
 
 def publish(staging: Path, final: Path) -> None:
-    """Make a staged checkpoint visible in one rename (replacing one of the same step)."""
+    """Write the manifest, then make the staged checkpoint visible in one rename
+    (replacing one of the same step)."""
+    manifest.write(staging, STATE_DIR)
     _fsync_tree(staging)
     old = None
     if final.exists():
@@ -77,11 +106,12 @@ def publish(staging: Path, final: Path) -> None:
 
 
 def prune(output_dir: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` checkpoints (``keep = 0`` keeps all)."""
+    """Delete all but the newest ``keep`` checkpoints lutnav wrote (``keep = 0`` keeps all)."""
     if keep <= 0:
         return []
     removed = []
-    for _, path in list_checkpoints(output_dir)[:-keep]:
+    ours = [(s, p) for s, p in list_checkpoints(output_dir) if manifest.manifest_path(p, STATE_DIR).is_file()]
+    for _, path in ours[:-keep]:
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
@@ -96,17 +126,37 @@ def clean_staging(output_dir: Path) -> None:
 
 
 def find_resume(output_dir: Path, resume: str) -> Path | None:
-    """The checkpoint to continue from: ``none``, ``auto`` (newest, if any) or a folder."""
+    """The checkpoint to continue from: ``none``, ``auto`` (newest, if any) or a folder —
+    verified against its manifest either way, before anything in it is read."""
     if resume == "none":
         return None
     if resume == "auto":
         found = list_checkpoints(output_dir)
-        return found[-1][1] if found else None
-    folder = Path(resume)
-    if not folder.is_dir():
-        raise ResumeError("resume names a folder that does not exist", path=folder)
+        if not found:
+            return None
+        folder = found[-1][1]
+    else:
+        folder = Path(resume)
+        if not folder.is_dir():
+            raise ResumeError("resume names a folder that does not exist", path=folder)
+    verify(folder)
     read_state(folder)
     return folder
+
+
+def check_processes(folder: Path, state: dict[str, Any], *, processes: int, batch_size: int) -> None:
+    """A run may resume on another number of processes only with the same global batch
+    (``batch_size × processes``): then it continues on the same batches and schedule."""
+    saved = int(state.get("processes", processes))
+    saved_global = state.get("fingerprint", {}).get("global_batch", batch_size * processes)
+    if saved == processes or saved_global == batch_size * processes:
+        return
+    again = f"run it on {saved} process(es) again (`accelerate launch --num_processes {saved} -m lutnav train …`)"
+    other = (f"set batch_size = {saved_global // processes} for {processes}" if saved_global % processes == 0
+             else "set resume = \"none\" to start over")
+    raise ResumeError(f"the checkpoint was trained on {saved} process(es) × batch_size {saved_global // saved} "
+                      f"(global batch {saved_global}); this run has {processes} × batch_size {batch_size} "
+                      f"(global batch {batch_size * processes})", path=folder, hint=f"{again}, or {other}")
 
 
 def check_fingerprint(folder: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
@@ -115,42 +165,6 @@ def check_fingerprint(folder: Path, saved: dict[str, Any], now: dict[str, Any]) 
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} → {now.get(k)!r}" for k in changed[:6])
         raise ResumeError(f"the checkpoint was trained with other settings or data ({detail})", path=folder)
-
-
-def register_state_hooks(accelerator, model) -> None:
-    """accelerate saves optimizer, scheduler, scaler and RNG; the loop keeps the model to itself,
-    storing only the trainable tensors (a few MB instead of the whole base model)."""
-
-    def on_save(models, weights, output_dir):
-        weights.clear()
-
-    def on_load(models, input_dir):
-        models.clear()
-        load_trainable(accelerator.unwrap_model(model), Path(input_dir) / TRAINABLE_FILE)
-
-    accelerator.register_save_state_pre_hook(on_save)
-    accelerator.register_load_state_pre_hook(on_load)
-
-
-def save_trainable(model, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad}
-    save_file(tensors, str(path))
-
-
-def load_trainable(model, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    saved = load_file(str(path))
-    params = dict(model.named_parameters())
-    missing = [n for n, p in params.items() if p.requires_grad and n not in saved]
-    if missing:
-        raise ResumeError(f"{len(missing)} trainable tensors are missing from the checkpoint, e.g. "
-                               f"{missing[0]}", path=path)
-    for name, tensor in saved.items():
-        if name in params:
-            params[name].data.copy_(tensor.to(params[name].device))
 
 
 def _fsync_tree(folder: Path) -> None:

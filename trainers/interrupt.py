@@ -2,6 +2,10 @@
 
 The first Ctrl-C asks the loop to save a checkpoint and stop after the
 current step; a second one stops at once (the last checkpoint stays intact).
+Under a launcher (``accelerate launch``, ``torchrun``) each process gets
+Ctrl-C twice — from the terminal and forwarded by the launcher — so there a
+second one does not stop at once; the launcher itself ends the processes if
+the save takes too long for it.
 An out-of-memory error becomes one message naming the settings to lower.
 """
 
@@ -20,8 +24,10 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def catch_sigint() -> Iterator[Callable[[], bool]]:
-    """Yield a function telling whether Ctrl-C was pressed (only the main thread can catch it)."""
+def catch_sigint(*, launched: bool = False) -> Iterator[Callable[[], bool]]:
+    """Yield a function telling whether Ctrl-C was pressed (only the main thread can catch it).
+
+    ``launched``: one of several processes started by a launcher (see above)."""
     pressed = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield pressed.is_set
@@ -30,10 +36,17 @@ def catch_sigint() -> Iterator[Callable[[], bool]]:
 
     def handler(signum, frame):
         if pressed.is_set():
+            if launched:
+                return
             raise KeyboardInterrupt
         pressed.set()
         import sys
 
+        if launched:
+            from trainers.plan import launched_rank
+
+            if launched_rank() != 0:
+                return
         print("\nCtrl-C: saving a checkpoint after this step (press again to stop at once)",
               file=sys.stderr, flush=True)
 

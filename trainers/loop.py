@@ -15,7 +15,6 @@ closing the generator stops training the way a kill would (nothing saved).
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -23,11 +22,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainers import checkpoint as ckpt
+from trainers import train_state
 from trainers.config import CommonConfig
 from trainers.errors import TrainerError
 from trainers.interrupt import catch_sigint, memory_hints, out_of_memory_error
 from trainers.optim import make_optimizer, make_scheduler
-from trainers.plan import schedule
+from trainers.plan import epoch_batches, schedule  # noqa: F401  (epoch_batches: benches read the order)
 
 
 class TrainTask(Protocol):
@@ -49,6 +49,7 @@ class TrainTask(Protocol):
     def save(self, model: Any, folder: Path, step: int) -> None: ...  # the usable artifact, unwrapped model
     def oom_hints(self) -> list[str]: ...                        # its own settings to lower on OOM
     def fingerprint(self) -> dict[str, Any]: ...                 # data identity, checked on resume
+    # optional: set_epoch(epoch) before each epoch's batches are collated (per-item random draws)
 
 
 @dataclass
@@ -91,20 +92,13 @@ class TrainResult:
 
 
 #: settings that may change between a run and its resume without breaking it
-RESUME_FREE = {"output_dir", "save_steps", "save_every_n_epochs", "keep_checkpoints", "log_with", "resume",
-               "name", "category", "theme", "description", "trigger_words", "overwrite", "epochs", "max_steps",
+#: (batch_size enters the fingerprint as the global batch, batch_size × processes)
+RESUME_FREE = {"batch_size", "output_dir", "save_steps", "save_every_n_epochs", "keep_checkpoints", "log_with",
+               "resume", "name", "category", "theme", "description", "trigger_words", "overwrite", "epochs",
+               "max_steps",
                # what is sampled or how the result is saved never changes the weights
                "sample_prompts", "sample_steps", "sample_guidance_scale", "sample_negative_prompt",
                "strength_range", "save_precision"}
-
-
-def epoch_batches(n: int, *, batch_size: int, seed: int, epoch: int, rank: int = 0, processes: int = 1) -> list[list[int]]:
-    """This process's micro-batches of one epoch: a seeded shuffle, dealt round-robin."""
-    order = list(range(n))
-    random.Random(f"lutnav:{seed}:{epoch}").shuffle(order)
-    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    usable = len(batches) - len(batches) % processes
-    return batches[:usable][rank::processes]
 
 
 def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
@@ -125,12 +119,11 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
     scheduler = make_scheduler(config, optimizer, total)
     model, optimizer = accelerator.prepare(task.model, optimizer)
     model.train()  # from_pretrained leaves models in eval mode: dropout would be off
-    accelerator.register_for_checkpointing(scheduler)
-    ckpt.register_state_hooks(accelerator, model)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    processes = accelerator.num_processes
     fingerprint = {**{k: v for k, v in config.settings().items() if k not in RESUME_FREE
                       and not _is_path_setting(config, k)},
-                   **task.fingerprint(), "processes": accelerator.num_processes}
+                   **task.fingerprint(), "global_batch": config.batch_size * processes}
 
     set_seed(config.seed)
     step = 0
@@ -139,18 +132,26 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
     resume_dir = ckpt.find_resume(out, config.resume)
     if resume_dir is not None:
         state = ckpt.read_state(resume_dir)
+        ckpt.check_processes(resume_dir, state, processes=processes, batch_size=config.batch_size)
         ckpt.check_fingerprint(resume_dir, state.get("fingerprint", {}), fingerprint)
-        accelerator.load_state(str(resume_dir / ckpt.STATE_DIR))
+        train_state.load(resume_dir / ckpt.STATE_DIR, state, accelerator=accelerator, model=model,
+                         optimizer=optimizer, scheduler=scheduler)
         step = int(state["step"])
         yield NoteEvent(f"resuming from {resume_dir} (step {step} of {total})")
+        if state.get("processes", processes) != processes:
+            yield NoteEvent(f"the checkpoint ran on {state['processes']} process(es), this run on {processes}: the "
+                            "global batch is the same, so data order and schedule continue exactly (random "
+                            "draws such as dropout masks come from other generators)")
     result = TrainResult(out, resume_dir, step, total, resumed_from=step)
     if config.log_with == "tensorboard":
         accelerator.init_trackers(config.name or "lutnav", config=_scalars(config.settings()))
 
     started, done_units, last_saved = time.perf_counter(), 0, step if resume_dir else -1
-    with catch_sigint() as interrupted:
+    with catch_sigint(launched=processes > 1) as interrupted:
         while step < total:
             epoch, first = divmod(step, spe)
+            if hasattr(task, "set_epoch"):
+                task.set_epoch(epoch)
             batches = epoch_batches(len(task.examples), batch_size=config.batch_size, seed=config.seed,
                                     epoch=epoch, rank=accelerator.process_index,
                                     processes=accelerator.num_processes)
@@ -158,15 +159,19 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
             for group_start in range(0, len(batches), accum):
                 collated = [task.collate([task.examples[i] for i in b])
                             for b in batches[group_start:group_start + accum]]
-                denominator = max(1, sum(task.count(b) for b in collated))
-                loss_sum = 0.0  # becomes a tensor: one device sync per step, not per micro-batch
+                # the loss is normalised by the count over the global batch (all processes), and DDP
+                # averages gradients over processes: hence × processes
+                denominator = _global_sum(accelerator, [sum(task.count(b) for b in collated)])[0]
+                denominator = max(1.0, denominator)
+                scale = accum * processes / denominator
+                loss_sum, units = 0.0, 0  # loss_sum becomes a tensor: one device sync per step
                 try:
                     for batch in collated:
-                        done_units += task.units(batch)
+                        units += task.units(batch)
                         batch = send_to_device(batch, accelerator.device)
                         with accelerator.accumulate(model):
                             loss = task.loss(model, batch)
-                            accelerator.backward(loss * (accum / denominator))
+                            accelerator.backward(loss * scale)
                             if accelerator.sync_gradients and config.max_grad_norm > 0:
                                 accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
                             optimizer.step()
@@ -180,7 +185,9 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
                 lr = scheduler.get_last_lr()[0]  # the rate this step used
                 scheduler.step()
                 step += 1
-                result.losses.append(float(loss_sum) / denominator)
+                loss_sum, units = _global_sum(accelerator, [loss_sum, units])
+                done_units += int(units)
+                result.losses.append(loss_sum / denominator)
                 elapsed = time.perf_counter() - started
                 per_step = elapsed / (step - result.resumed_from)
                 yield StepEvent(step, total, epoch, result.losses[-1], lr, done_units / max(elapsed, 1e-9),
@@ -190,7 +197,8 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
                 end_of_epoch = group_start + accum >= len(batches)
                 stop = _agreed(accelerator, interrupted() or (cancel is not None and cancel()))
                 if stop or _due(config, step, total, epoch if end_of_epoch else None):
-                    save = yield from _save(task, model, accelerator, config, step, epoch, fingerprint)
+                    save = yield from _save(task, model, optimizer, scheduler, accelerator, config, step, epoch,
+                                            fingerprint)
                     result.final, result.metrics, last_saved = save.path, save.metrics, step
                 if stop:
                     result.interrupted = True
@@ -201,13 +209,24 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
             if result.interrupted:
                 break
     if last_saved != step:
-        save = yield from _save(task, model, accelerator, config, step, max(step - 1, 0) // spe, fingerprint)
+        save = yield from _save(task, model, optimizer, scheduler, accelerator, config, step,
+                                max(step - 1, 0) // spe, fingerprint)
         result.final, result.metrics = save.path, save.metrics
-    if config.log_with == "tensorboard":
-        accelerator.end_training()
+    for tracker in accelerator.trackers:  # not end_training(): that ends the process group too
+        tracker.finish()
     result.step, result.units = step, done_units
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _global_sum(accelerator, values: list) -> list[float]:
+    """``values`` (numbers or 0-d tensors) summed over every process, in one exchange."""
+    if accelerator.num_processes == 1:
+        return [float(v) for v in values]
+    import torch
+
+    flat = torch.stack([torch.as_tensor(v, dtype=torch.float64).detach().cpu().reshape(()) for v in values])
+    return [float(v) for v in accelerator.reduce(flat.to(accelerator.device), reduction="sum").cpu()]
 
 
 def _agreed(accelerator, stop: bool) -> bool:
@@ -229,13 +248,15 @@ def _due(config: CommonConfig, step: int, total: int, finished_epoch: int | None
     return bool(n and finished_epoch is not None and (finished_epoch + 1) % n == 0)
 
 
-def _save(task: TrainTask, model, accelerator, config: CommonConfig, step: int, epoch: int,
+def _save(task: TrainTask, model, optimizer, scheduler, accelerator, config: CommonConfig, step: int, epoch: int,
           fingerprint: dict[str, Any]) -> Generator[Any, None, SaveEvent]:
     """Eval, then write the checkpoint atomically; eval first so its loss goes into the state."""
     out = Path(config.output_dir)
-    model.eval()
-    metrics = task.evaluate(model)
-    model.train()
+    metrics = {}
+    if accelerator.is_main_process:  # once, on the plain model (the others wait below)
+        model.eval()
+        metrics = task.evaluate(accelerator.unwrap_model(model))
+        model.train()
     if config.log_with == "tensorboard" and metrics:
         accelerator.log({f"eval/{k.removeprefix('eval_')}": v for k, v in metrics.items()}, step=step)
     staging, final = ckpt.staging_dir(out, step), ckpt.checkpoint_dir(out, step)
@@ -247,11 +268,12 @@ def _save(task: TrainTask, model, accelerator, config: CommonConfig, step: int, 
         staging.mkdir(parents=True)
         task.save(accelerator.unwrap_model(model), staging, step)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging / ckpt.STATE_DIR))
+    shared = train_state.save(staging / ckpt.STATE_DIR, accelerator=accelerator, model=model, optimizer=optimizer,
+                              scheduler=scheduler)
+    accelerator.wait_for_everyone()  # every process's generators are on disk before the manifest
     if accelerator.is_main_process:
-        ckpt.save_trainable(accelerator.unwrap_model(model), staging / ckpt.STATE_DIR / ckpt.TRAINABLE_FILE)
         ckpt.write_state(staging, {"step": step, "epoch": epoch, "metrics": metrics,
-                                   "fingerprint": fingerprint, "seed": config.seed})
+                                   "fingerprint": fingerprint, "seed": config.seed, **shared})
         ckpt.publish(staging, final)
         ckpt.prune(out, config.keep_checkpoints)
     accelerator.wait_for_everyone()

@@ -62,6 +62,15 @@ def follow(events: Generator[Any, None, Any], *, stream: TextIO | None = None, t
             bar.close()
 
 
+def drain(events: Generator[Any, None, Any]) -> Any:
+    """Run ``events`` to the end without showing them (processes other than the main one)."""
+    while True:
+        try:
+            next(events)
+        except StopIteration as stop:
+            return stop.value
+
+
 def _bar(first: StepEvent, stream: TextIO):
     from tqdm import tqdm
 

@@ -25,6 +25,21 @@ class Trained:
     card: dict[str, Any] = field(default_factory=dict)
     previews: list[Path] = field(default_factory=list)
     is_main_process: bool = True
+    accelerator: Any = field(default=None, repr=False)
+
+    def release(self) -> None:
+        """End the run on every process: wait at a barrier (the main process files the result
+        first), then close the process group.  Call it on every process, also after an error."""
+        if self.accelerator is None:
+            return
+        self.accelerator.wait_for_everyone()
+        self.accelerator.state.destroy_process_group()
+        self.accelerator = None
+
+
+SHARDING_HINT = ("launch without FSDP/DeepSpeed (a plain multi-GPU accelerate config, or torchrun: DDP, each "
+                 "process holds the frozen base model); if the base model does not fit one GPU, set "
+                 "quantization = \"4bit\" (QLoRA, text models)")
 
 
 def make_accelerator(config: CommonConfig):
@@ -38,12 +53,43 @@ def make_accelerator(config: CommonConfig):
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise UnsupportedSetting("mixed_precision = \"fp16\" needs a CUDA GPU; none is available",
                                  path=config.source, hint="use \"bf16\" or \"no\" on the CPU")
+    from trainers.plan import launched_processes
+
     out = Path(config.output_dir)
     project = ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs"))
-    return Accelerator(mixed_precision=config.mixed_precision,
-                       gradient_accumulation_steps=config.gradient_accumulation_steps,
-                       log_with="tensorboard" if config.log_with == "tensorboard" else None,
-                       project_config=project)
+    # several processes without a GPU: accelerate joins them over gloo only when told it is on the CPU
+    cpu = launched_processes() > 1 and not torch.cuda.is_available()
+    try:
+        accelerator = Accelerator(cpu=cpu, mixed_precision=config.mixed_precision,
+                                  gradient_accumulation_steps=config.gradient_accumulation_steps,
+                                  log_with="tensorboard" if config.log_with == "tensorboard" else None,
+                                  project_config=project)
+    except RuntimeError as err:  # e.g. an FSDP launch on the CPU
+        if "FSDP" not in str(err) and "DeepSpeed" not in str(err):
+            raise
+        raise UnsupportedSetting(f"accelerate cannot set up this launch ({str(err).splitlines()[0]})",
+                                 path=config.source, hint=SHARDING_HINT) from None
+    check_sharding(accelerator, config)
+    return accelerator
+
+
+def check_sharding(accelerator, config: CommonConfig) -> None:
+    """Refuse accelerate setups that shard the weights (FSDP, DeepSpeed, Megatron).
+
+    lutnav saves the adapter, the trainable tensors and the optimizer state
+    from whole tensors on the main process; under sharding each process holds
+    slices, and a checkpoint written from them would be wrong.  LoRA rarely
+    needs sharding: with DDP each GPU holds the frozen base model and only the
+    small adapter gradients travel.
+    """
+    from trainers.errors import UnsupportedSetting
+
+    kind = str(accelerator.distributed_type).rsplit(".", 1)[-1]
+    if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
+        raise UnsupportedSetting(
+            f"this accelerate setup shards the model ({kind}); lutnav saves and resumes LoRA checkpoints from "
+            "whole tensors and does not gather shards", path=config.source,
+            hint=SHARDING_HINT)
 
 
 def check(config: CommonConfig) -> Plan:
@@ -68,4 +114,4 @@ def train(config: CommonConfig, plan: Plan | None = None, *,
     if result.final is not None:
         artifact = task.artifact(result.final)
         previews = task.previews(result.final) if hasattr(task, "previews") else None
-    return Trained(result, artifact, task.card(result), previews or [], accelerator.is_main_process)
+    return Trained(result, artifact, task.card(result), previews or [], accelerator.is_main_process, accelerator)

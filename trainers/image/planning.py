@@ -15,7 +15,7 @@ from trainers.image.checks import check_dataset, tag_frequency
 from trainers.image.config import ImageConfig
 from trainers.image.dataset import read_dataset
 from trainers.image.model import caption_counter, inspect, resolve_family
-from trainers.plan import Plan, schedule
+from trainers.plan import Plan, effective_batch, launched_processes, schedule
 
 #: UNet channels per level when the model's config cannot be read (single-file checkpoints)
 _CHANNELS = {"sd1": (320, 640, 1280, 1280), "sd2": (320, 640, 1280, 1280), "sdxl": (320, 640, 1280)}
@@ -35,8 +35,9 @@ def plan_image(config: ImageConfig) -> Plan:
                            steps=config.bucket_reso_steps) if config.enable_bucket else None
     placements = [placement_for(i.width, i.height, config.size, buckets) for i in checked.items]
     examples = sum(i.repeats for i in checked.items)
+    processes = launched_processes()
     sched = schedule(examples, batch_size=config.batch_size, accumulation=config.gradient_accumulation_steps,
-                     epochs=config.epochs, max_steps=config.max_steps)
+                     epochs=config.epochs, max_steps=config.max_steps, processes=processes)
     used = Counter(f"{p.width}x{p.height}" for p in placements)
     repeats = Counter(i.repeats for i in checked.items)
 
@@ -75,8 +76,10 @@ def plan_image(config: ImageConfig) -> Plan:
     payload = {"info": info, "family": family, "items": checked.items, "placements": placements,
                "tag_frequency": tag_frequency(checked.items), "buckets": dict(used) if buckets else None}
     return Plan(task_type=config.task_type, examples=examples, eval_examples=0, schedule=sched,
-                effective_batch=config.batch_size * config.gradient_accumulation_steps, facts=facts,
-                warnings=warnings, writes=writes, data=data, payload=payload)
+                effective_batch=effective_batch(config.batch_size, config.gradient_accumulation_steps,
+                                                processes)[0], facts=facts,
+                warnings=warnings, writes=writes, data=data, payload=payload, processes=processes,
+                batch_size=config.batch_size, accumulation=config.gradient_accumulation_steps)
 
 
 def _adapters(config: ImageConfig) -> str:

@@ -54,15 +54,16 @@ class DiffusionLoRA(torch.nn.Module):
                 pooled = getattr(out, "text_embeds", None)
             return torch.cat(states, dim=-1), pooled
 
-    def latents(self, group: dict[str, Any]) -> torch.Tensor:
+    def latents(self, group: dict[str, Any], draw) -> torch.Tensor:
         """Latents of a group: sampled from the cached distribution, or encoded now."""
         if "mean" in group:
             mean, std = group["mean"], group["std"]
-            sample = mean + std * torch.randn_like(mean)
         else:
             with torch.no_grad():
                 pixels = group["pixels"].to(next(self.vae.parameters()).dtype)
-                sample = self.vae.encode(pixels).latent_dist.sample().float()
+                dist = self.vae.encode(pixels).latent_dist
+                mean, std = dist.mean.float(), dist.std.float()
+        sample = mean + std * draw(mean.shape[1:]).to(mean.device, mean.dtype)
         return (sample - self.shift) * self.scaling
 
     # --- the step -----------------------------------------------------------------------------
@@ -75,12 +76,17 @@ class DiffusionLoRA(torch.nn.Module):
         return total
 
     def _group_loss(self, group: dict[str, Any]) -> torch.Tensor:
-        x0 = self.latents(group)
+        generators = [torch.Generator(device="cpu").manual_seed(s) for s in group["seeds"]]
+
+        def draw(shape):  # one CPU generator per image: the same draws however batches are split
+            return torch.stack([torch.randn(tuple(shape), generator=g) for g in generators])
+
+        x0 = self.latents(group, draw)
         n = x0.shape[0]
-        noise = torch.randn_like(x0)
+        noise = draw(x0.shape[1:]).to(x0.device, x0.dtype)
         if self.noise_offset:
-            noise = noise + self.noise_offset * torch.randn(n, x0.shape[1], 1, 1, device=x0.device, dtype=x0.dtype)
-        t = torch.randint(0, self.timesteps, (n,), device=x0.device)
+            noise = noise + self.noise_offset * draw((x0.shape[1], 1, 1)).to(x0.device, x0.dtype)
+        t = torch.cat([torch.randint(0, self.timesteps, (1,), generator=g) for g in generators]).to(x0.device)
         a = self.alphas_cumprod[t].view(n, 1, 1, 1)
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
         if self.prediction_type == "v_prediction":

@@ -89,7 +89,10 @@ class ImageTask:
         self.model = DiffusionLoRA(comps, train_text=train_text, noise_offset=config.noise_offset,
                                    min_snr_gamma=config.min_snr_gamma)
         self.model.train()
-        self.examples = [i for i, item in enumerate(self.items) for _ in range(item.repeats)]
+        #: one example per repeat of an image; collate maps it back to its image
+        self._image_of = [i for i, item in enumerate(self.items) for _ in range(item.repeats)]
+        self.examples = list(range(len(self._image_of)))
+        self._epoch = 0
         self._tokens: dict[tuple[int, str], Any] = {}
         self._pipe = None
 
@@ -119,18 +122,34 @@ class ImageTask:
                                     truncation=True, return_tensors="pt").input_ids[0]
         return self._tokens[key]
 
-    def collate(self, indices: list[int]) -> dict[str, Any]:
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = epoch
+
+    def draw_seed(self, example: int) -> int:
+        """The seed of an example's random draws (latent sample, noise, timestep) this epoch.
+
+        Drawn per example, not from one stream per process: the same images
+        get the same noise however the batch is split among processes, so N
+        processes at batch_size B train what one process at N·B trains.
+        """
+        key = f"lutnav-noise:{self.config.seed}:{self._epoch}:{example}".encode()
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+    def collate(self, examples: list[int]) -> dict[str, Any]:
         """Images of one micro-batch, grouped by training size (one UNet call per group)."""
         import torch
 
         from trainers.image.latents import pixels
 
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i in indices:
+        seeds: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for example in examples:
+            i = self._image_of[example]
             by_size[self.placements[i].bucket].append(i)
+            seeds[self.placements[i].bucket].append(self.draw_seed(example))
         groups = []
-        for members in by_size.values():
-            group: dict[str, Any] = {}
+        for size, members in by_size.items():
+            group: dict[str, Any] = {"seeds": seeds[size]}
             if self.cache is not None:
                 pairs = [self.cache.load(self.items[i], self.placements[i]) for i in members]
                 group["mean"] = torch.stack([m for m, _ in pairs])
@@ -226,6 +245,7 @@ class ImageTask:
             "adapted_layers": dict(self.counts), "resolution": list(c.size), "enable_bucket": c.enable_bucket,
             "learning_rate": c.learning_rate, "optimizer": c.optimizer, "scheduler": c.scheduler,
             "batch_size": c.batch_size, "gradient_accumulation_steps": c.gradient_accumulation_steps,
+            "processes": self.plan.processes, "effective_batch": self.plan.effective_batch,
             "mixed_precision": c.mixed_precision, "noise_offset": c.noise_offset, "min_snr_gamma": c.min_snr_gamma,
             "seed": c.seed, "data": {k: v for k, v in data.items() if v is not None},
             "final_loss": result.losses[-1] if result.losses else None, "seconds": round(result.seconds, 1),

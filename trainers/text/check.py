@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainers.errors import DatasetError, Problem
-from trainers.plan import Plan, schedule
+from trainers.plan import Plan, effective_batch, launched_processes, schedule
 from trainers.text.config import TextConfig
 from trainers.text.formats import Example, convert, detect
 from trainers.text.records import data_files, read_rows
@@ -121,8 +121,9 @@ def plan_text(config: TextConfig) -> Plan:
         warnings.append(f"tokenizer not loaded ({err}); token counts and truncation not checked")
     else:
         payload, count = _tokenize(config, report, tokenizer, facts, warnings, data)
+    processes = launched_processes()
     sched = schedule(count, batch_size=config.batch_size, accumulation=config.gradient_accumulation_steps,
-                     epochs=config.epochs, max_steps=config.max_steps)
+                     epochs=config.epochs, max_steps=config.max_steps, processes=processes)
     out = Path(config.output_dir)
     writes = [f"{out}/checkpoint-<step>/ (PEFT adapter + training_state/) every "
               f"{config.save_steps or 'end-of-run'}{' steps' if config.save_steps else ''}",
@@ -130,7 +131,9 @@ def plan_text(config: TextConfig) -> Plan:
     if config.log_with == "tensorboard":
         writes.append(f"{out}/logs/ (TensorBoard)")
     return Plan("text-generation", count, len(payload["eval"]) if payload else len(report.eval), sched,
-                config.batch_size * config.gradient_accumulation_steps, facts, warnings, writes, data, payload)
+                effective_batch(config.batch_size, config.gradient_accumulation_steps, processes)[0], facts,
+                warnings, writes, data, payload, processes=processes, batch_size=config.batch_size,
+                accumulation=config.gradient_accumulation_steps)
 
 
 def _tokenize(config, report, tokenizer, facts, warnings, data):

@@ -150,6 +150,7 @@ class TextTask:
             "target_modules": list(self.model.peft_config["default"].target_modules or []),
             "learning_rate": c.learning_rate, "optimizer": c.optimizer, "scheduler": c.scheduler,
             "batch_size": c.batch_size, "gradient_accumulation_steps": c.gradient_accumulation_steps,
+            "processes": self.plan.processes, "effective_batch": self.plan.effective_batch,
             "max_seq_length": c.max_seq_length, "packing": c.packing, "train_on_prompt": c.train_on_prompt,
             "quantization": c.quantization, "mixed_precision": c.mixed_precision, "seed": c.seed,
             "data": dict(data), "final_loss": result.losses[-1] if result.losses else None,
