@@ -8,6 +8,7 @@ there are many; rows are written in one transaction per batch.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -21,6 +22,7 @@ from .errors import CatalogError
 from .library import Library
 from .rows import forget, index_rows, reread_cards
 from .walk import Candidate, WalkReport, walk
+from .worker_guard import die_with
 
 #: below this many changed files, reading inline beats starting workers
 POOL_THRESHOLD = 400
@@ -155,7 +157,8 @@ def _indexed(stale: list[Candidate]) -> Iterator[tuple[Candidate, tuple[dict, di
         # forkserver, not fork: the TUI scans from a thread, and forking a threaded
         # process can deadlock the child
         ctx = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(cpu_workers(), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(cpu_workers(), mp_context=ctx, initializer=die_with,
+                                 initargs=(os.getpid(),)) as pool:
             for chunk, results in zip(chunks, pool.map(index_rows, chunks)):
                 finished += 1
                 yield from zip(chunk, results)
