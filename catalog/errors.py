@@ -48,6 +48,16 @@ class IndexBusy(CatalogError):
     hint = "another lutnav is writing the index; try again when it finishes"
 
 
+class FolderNotWritable(CatalogError, PermissionError):
+    hint = "pick a folder you can write, or fix its permissions"
+
+
+class IndexReadOnly(CatalogError, PermissionError):
+    """The library's index cannot be written by this user: browsing only."""
+
+    hint = "browse it with ls, show and search; to edit, use a copy you can write or ask its owner"
+
+
 # --- safetensors files ----------------------------------------------------------
 
 

@@ -62,15 +62,16 @@ def run_scan(lib: Library, **kwargs) -> ScanSummary:
 
 
 def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
-         full: bool = False) -> Generator[ScanProgress, None, ScanSummary]:
-    """Index the library. ``full`` re-reads every file even when unchanged."""
+         full: bool = False, wait: bool = True) -> Generator[ScanProgress, None, ScanSummary]:
+    """Index the library. ``full`` re-reads every file even when unchanged; ``wait=False``
+    raises ``IndexBusy`` instead of waiting for another scan to finish."""
     if _rerun_by_a_worker():
         raise CatalogError("a scan started while a scan worker was starting up",
                            hint="put the calling script's code under `if __name__ == '__main__':`")
     started = time.perf_counter()
     summary = ScanSummary()
     cancel = cancel or (lambda: False)
-    with lib.lock():
+    with lib.lock(wait=wait):
         db = lib.db
         known = {
             r[0]: (r[1], r[2], r[3], r[4])

@@ -86,6 +86,7 @@ def card_cmd(ctx, entry: str, sets: tuple[str, ...]) -> None:
     updates = parse_set(list(sets))
     row = next(lib.db.query("select card_digest from entries where path = ?", [rel]))
     target = card_path(lib.abspath(rel))
+    lib.check_writable(target)
     write_card(target, updates, expected_digest=row["card_digest"])
     run_scan_with_progress(lib)
     click.echo(f"wrote {lib.relpath(target)}: " + ", ".join(sorted(updates)))
