@@ -101,6 +101,8 @@ def compute(lib: Library, rels: list[str], *, force: bool = False
                                path=weights_file(lib, rel)) from None
         base += row["size"] or 0
         results[rel] = hashes
+        if lib.read_only:
+            continue  # computed, shown, just not cached
         with lib.db.atomic():
             lib.db["hashes"].upsert({
                 "path": rel, "size": row["size"], "mtime_ns": row["mtime_ns"],

@@ -90,6 +90,8 @@ def test_a_read_only_library_is_browsable_and_says_edits_are_off(library):
     assert show.returncode == 0 and json.loads(show.stdout)["name"] == "ink_wash_v2"
     search = lutnav("--library", str(library), "search", "ink", "--json")
     assert search.returncode == 0 and json.loads(search.stdout)
+    hashed = lutnav("--library", str(library), "hash", "ink_wash_v2", "--json")
+    assert hashed.returncode == 0 and len(json.loads(hashed.stdout)[0]["sha256"]) == 64
 
 
 def test_only_the_index_file_read_only_is_browsable_too(library):
