@@ -22,7 +22,7 @@ import tomli_w
 
 from catalog.card import Card, FIELD_KINDS, card_schema, check_card_dict
 from catalog.errors import CardConflict, CardError, SidecarError
-from .durable import fsync_dir
+from .durable import fsync_dir, temp_prefix
 
 #: A card is a few hundred bytes; the bound is the one every sidecar read has.
 MAX_CARD_BYTES = 4 * 1024 * 1024
@@ -139,7 +139,7 @@ def _validate_schema(path: Path, values: dict[str, Any]) -> None:
 
 
 def _atomic_write(path: Path, data: bytes, mode: int, expected: str | None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

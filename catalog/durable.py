@@ -29,3 +29,36 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+#: bytes of the target's name kept in a temp file's name: enough to tell whose it is,
+#: and short enough that ``.<part>.<random>.tmp`` fits the usual 255-byte name limit
+TEMP_NAME_KEEP = 64
+
+
+def temp_prefix(name: str) -> str:
+    """``.<name>.`` for a temp file written beside ``name``, cut to ``TEMP_NAME_KEEP`` bytes.
+
+    A target whose own name is near the file system's limit (240+ bytes) must not
+    fail only because its temp name is longer than it is.
+    """
+    raw = name.encode("utf-8", "surrogateescape")[:TEMP_NAME_KEEP]
+    return f".{raw.decode('utf-8', 'ignore')}."
+
+
+def new_file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give a new file (0o666 less the umask).
+
+    ``tempfile.mkstemp`` makes files 0600; a temp file that becomes the user's
+    file gets this mode before its rename.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no way to read it without setting it elsewhere
+    os.umask(mask)
+    return 0o666 & ~mask

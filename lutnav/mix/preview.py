@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.durable import temp_prefix
 from catalog.library import Library
 
 from .errors import MissingExtra, MixError
@@ -213,7 +214,7 @@ def save_png(image, path: Path, parameters: str) -> Path:
 
     info = PngInfo()
     info.add_text("parameters", parameters)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         image.save(tmp, format="PNG", pnginfo=info)
