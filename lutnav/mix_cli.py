@@ -221,7 +221,9 @@ def _merge(lib, items, out: Path, rank: int | None, overwrite: bool) -> Path:
         click.echo(f"indexed as {result.rel} (card lists its parents)", err=True)
     else:
         click.echo("outside the library: written with its card, not indexed", err=True)
-    click.echo(f"<lora:{result.path.stem}:1>")
+    from lutnav.prompt_tags import tag
+
+    click.echo(tag(result.path.stem, 1))
     return result.path
 
 

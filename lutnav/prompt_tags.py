@@ -7,6 +7,7 @@ bad weight is refused the same way everywhere.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from catalog.errors import CatalogError
@@ -51,8 +52,27 @@ def default_weight(lib: Library, rel: str) -> float:
     return float(row["strength"]) if row["strength"] is not None else 1.0
 
 
+#: characters that end or split a ``<lora:name:weight>`` tag, or a prompt line
+_TAG_BREAKERS = re.compile(r"[\x00-\x1f\x7f-\x9f<>:\u2028\u2029]")
+_PROMPT_BREAKERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def tag_name(name: str) -> str:
+    """A file stem made safe inside a tag: newlines, control characters and ``<>:`` become ``_``.
+
+    A name is whatever a file was called; printed raw, ``new\nline`` splits the
+    prompt and ``a>b`` closes the tag early.
+    """
+    return _TAG_BREAKERS.sub("_", name)
+
+
+def prompt_text(text: str) -> str:
+    """Card text (trigger words) made safe in a prompt: one line, and no tag of its own."""
+    return _PROMPT_BREAKERS.sub(" ", text).replace("<", "").replace(">", "")
+
+
 def tag(name: str, weight: float) -> str:
-    return f"<lora:{name}:{weight:g}>"
+    return f"<lora:{tag_name(name)}:{weight:g}>"
 
 
 def format_tags(lib: Library, specs: list[Spec]) -> str:

@@ -199,7 +199,9 @@ def render(pipe, shot: Shot, s: Settings):
 
 def a1111_parameters(shot: Shot, s: Settings, model: str) -> str:
     """The text A1111 writes into its PNGs, which Civitai and image browsers parse."""
-    tags = " ".join(f"<lora:{name}:{w:g}>" for _, name, w in shot.loras)
+    from lutnav.prompt_tags import tag
+
+    tags = " ".join(tag(name, w) for _, name, w in shot.loras)
     lines = [f"{shot.prompt} {tags}".strip()]
     if shot.negative_prompt:
         lines.append(f"Negative prompt: {shot.negative_prompt}")
