@@ -16,6 +16,7 @@ from .analyze import forget as forget_headers
 from .db import JSON_COLUMNS
 from .header_fields import claim_family
 from .library import Library
+from .stored_metadata import bounded
 from .walk import Candidate, category_theme, entry_name
 
 CARD_FIELDS = (
@@ -61,7 +62,7 @@ def build_row(cand: Candidate, facts: dict) -> tuple[dict, dict]:
     row.update(facts)
     row["warnings"] = list(row["warnings"] or [])
     _merge_cards(cand, row)
-    return _encode(row), {"path": cand.rel, "metadata": orjson.dumps(metadata).decode()}
+    return _encode(row), {"path": cand.rel, "metadata": orjson.dumps(bounded(metadata)).decode()}
 
 
 def reread_cards(lib: Library, cand: Candidate) -> dict | None:
