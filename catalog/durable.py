@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 
@@ -62,3 +63,19 @@ def new_file_mode() -> int:
     mask = os.umask(0o022)  # no way to read it without setting it elsewhere
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def open_regular(path: str | Path):
+    """Open ``path`` for binary reading only if it is a regular file.
+
+    ``O_NONBLOCK`` keeps the open itself from waiting on a FIFO that took a
+    file's place (regular files ignore the flag); anything but a regular file is
+    refused before a byte is read.
+    """
+    from .errors import CatalogError
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CatalogError("not a regular file (a FIFO, socket or device); not read", path=path)
+    return os.fdopen(fd, "rb")

@@ -15,6 +15,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .durable import open_regular
 from .errors import CatalogError
 from .library import Library
 
@@ -46,7 +47,7 @@ def hash_file(path: Path) -> Generator[int, None, Hashes]:
     full = hashlib.sha256()
     tensors = hashlib.sha256()
     done = 0
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         head = fh.read(8)
         full.update(head)
         done += len(head)

@@ -90,3 +90,19 @@ def test_dot_named_weights_are_listed_as_skipped_with_the_reason(tmp_path, name)
     summary = Library(root).scan_all()
     lines = [line for line in summary.skipped if line.startswith(f"style/ink/{name}:")]
     assert lines and "rename it" in lines[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_hashing_an_entry_that_became_a_fifo_is_one_line(tmp_path):
+    root = _lib(tmp_path)
+    Library(root).scan_all()
+    target = root / "style" / "ink" / "ink0.safetensors"
+    target.unlink()
+    os.mkfifo(target)
+    code = ("import sys\nfrom catalog.library import Library\nfrom catalog import hashing\n"
+            "from catalog.errors import CatalogError\nlib = Library(sys.argv[1])\n"
+            "try:\n    list(hashing.compute(lib, ['style/ink/ink0.safetensors']))\n"
+            "except CatalogError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True,
+                          timeout=60)
+    assert "not a regular file" in done.stdout, done.stderr
