@@ -137,6 +137,9 @@ def _entries_in(dir_path: str, rel_dir: str, items: list[os.DirEntry], real_root
             loras.append((name, "file"))
         elif name.endswith(PICKLE_SUFFIXES):
             loras.append((name, "pickle"))
+        elif name.lower().endswith((LORA_SUFFIX, *PICKLE_SUFFIXES)):
+            report.skipped.append(f"{rel}: the suffix is not in lower case — rename it "
+                                  f"(e.g. {LORA_SUFFIX}) to index it")
     if not loras:
         return
     by_prefix = _prefix_index(stats)

@@ -7,7 +7,7 @@ bad weight is refused the same way everywhere.
 from __future__ import annotations
 
 import math
-import re
+import unicodedata
 from dataclasses import dataclass
 
 from catalog.errors import CatalogError
@@ -52,9 +52,9 @@ def default_weight(lib: Library, rel: str) -> float:
     return float(row["strength"]) if row["strength"] is not None else 1.0
 
 
-#: characters that end or split a ``<lora:name:weight>`` tag, or a prompt line
-_TAG_BREAKERS = re.compile(r"[\x00-\x1f\x7f-\x9f<>:\u2028\u2029]")
-_PROMPT_BREAKERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+def _unprintable(ch: str) -> bool:
+    """Control, format (bidi overrides, zero-width) and line/paragraph separator characters."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 
 
 def tag_name(name: str) -> str:
@@ -63,12 +63,12 @@ def tag_name(name: str) -> str:
     A name is whatever a file was called; printed raw, ``new\nline`` splits the
     prompt and ``a>b`` closes the tag early.
     """
-    return _TAG_BREAKERS.sub("_", name)
+    return "".join("_" if ch in "<>:" or _unprintable(ch) else ch for ch in name)
 
 
 def prompt_text(text: str) -> str:
     """Card text (trigger words) made safe in a prompt: one line, and no tag of its own."""
-    return _PROMPT_BREAKERS.sub(" ", text).replace("<", "").replace(">", "")
+    return "".join(" " if _unprintable(ch) else "" if ch in "<>" else ch for ch in text)
 
 
 def tag(name: str, weight: float) -> str:

@@ -9,7 +9,7 @@ import pytest
 from tests.hubserver import run
 from tests.lorafiles import write_kohya
 
-HOSTILE = ["new\nline", "tab\there", "a<b>c", "cr\rlf", "bell\x07", "sep\u2028x"]
+HOSTILE = ["new\nline", "tab\there", "a<b>c", "cr\rlf", "bell\x07", "sep\u2028x", "rtl\u202eevil", "nel\x85x"]
 
 
 @pytest.fixture

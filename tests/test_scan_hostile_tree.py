@@ -106,3 +106,11 @@ def test_hashing_an_entry_that_became_a_fifo_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True,
                           timeout=60)
     assert "not a regular file" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("name", ["SHOUT.SAFETENSORS", "mixed.SafeTensors", "old.CKPT"])
+def test_weights_with_a_capitalised_suffix_are_listed_as_skipped(tmp_path, name):
+    root = _lib(tmp_path)
+    write_kohya(root / "style" / "ink" / name, seed=5)
+    summary = Library(root).scan_all()
+    assert any(line.startswith(f"style/ink/{name}: the suffix") for line in summary.skipped)
