@@ -1,21 +1,20 @@
 """Scan workers die with the process that started them.
 
 A worker blocks on its task queue, whose pipe it holds both ends of, so it
-never sees its parent go: after a ``kill -9`` or SIGTERM of a scan, four
-workers (~150 MB) lived on.  Each worker, as its pool initializer, therefore
+never sees its parent go: after a ``kill -9`` or SIGTERM of a scan, the
+workers (~150 MB) and the fork server lived on.  Each worker, as its pool
+initializer, therefore
 
-- asks Linux to SIGKILL it when its own parent dies (``PR_SET_PDEATHSIG``; with
-  the forkserver start method that parent is the fork server, which exits as
-  soon as the scanning process is gone), and
-- watches the scanning process itself from a daemon thread: a pidfd where the
-  kernel has them (woken the instant the process exits), else a once-a-second
-  liveness check — this also covers systems without ``prctl``.
+- watches the scanning process from a daemon thread and exits with it: a
+  pidfd where the kernel has them (woken the instant the process exits), else a
+  once-a-second liveness check; once the workers are gone the fork server and
+  the resource tracker find their pipes closed and exit too;
+- asks Linux to SIGKILL it when its own parent (the fork server) dies, a belt
+  for the case where that goes first (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import select
 import signal
@@ -37,6 +36,9 @@ def die_with(owner_pid: int) -> None:
 def _death_signal_from_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
+    import ctypes  # only in workers: scan start-up stays lean
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
