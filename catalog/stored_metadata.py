@@ -5,6 +5,11 @@ index 100 MB, and every scan paid to write it. The index keeps small values as
 they are and a one-line stand-in for large ones; ``show`` reads the full
 metadata back from the file when a stand-in is there, so ``show --json`` is
 the same as before. Nothing else reads the stored metadata.
+
+The fields derived from the header and the sidecars (title, description,
+trigger words, training facts, …) are bounded the same way: long text is cut
+with a note saying so, long lists and tables are shortened. What a user reads
+in ``ls`` and ``show`` stays useful; the files keep the full text.
 """
 
 from __future__ import annotations
@@ -53,3 +58,25 @@ def full(stored_json: str | None, weights: Path, header_digest: str | None) -> t
     if header_digest and header.fingerprint != header_digest:
         return stored, "the file changed since the last scan; run `lutnav scan` to see its metadata"
     return dict(header.metadata), None
+
+
+#: a text field longer than this is cut (the file keeps all of it)
+MAX_FIELD_CHARS = 32 * 1024
+#: inside a list or a table: text per item, and items per list or table
+MAX_ITEM_CHARS = 1024
+MAX_ITEMS = 256
+
+
+def bounded_field(value, *, top: bool = True):
+    """``value`` (text, number, list or table from a header or sidecar) cut to a bounded size."""
+    if isinstance(value, str):
+        limit = MAX_FIELD_CHARS if top else MAX_ITEM_CHARS
+        if len(value) <= limit:
+            return value
+        return value[:limit] + f"… [cut: {len(value):,} characters in the file]"
+    if isinstance(value, list):
+        return [bounded_field(v, top=False) for v in value[:MAX_ITEMS]]
+    if isinstance(value, dict):
+        return {str(k)[:MAX_ITEM_CHARS]: bounded_field(v, top=False)
+                for k, v in list(value.items())[:MAX_ITEMS]}
+    return value

@@ -63,3 +63,19 @@ def test_small_metadata_is_stored_and_shown_as_is(tmp_path):
     lib.scan_all()
     assert json.loads(lib.db.execute("select metadata from header_metadata").fetchone()[0]) == meta
     assert lib.get("ink")["metadata"] == meta
+
+
+def test_header_text_fields_are_stored_cut_and_say_so(tmp_path):
+    root = tmp_path / "loras"
+    huge = "ink " * 500_000  # 2 MB of title, description, trigger words, training comment
+    meta = {"modelspec.title": huge, "modelspec.description": huge, "modelspec.trigger_phrase": huge,
+            "ss_training_comment": huge, "ss_output_name": "ink"}
+    write_kohya(root / "style" / "ink" / "ink.safetensors", metadata=meta)
+    lib = Library(root)
+    lib.scan_all()
+    row_chars = lib.db.execute("select length(title) + length(description) + length(trigger_words) + "
+                               "length(training) + length(header_fields) from entries").fetchone()[0]
+    assert row_chars < 256 * 1024
+    info = lib.get("ink")
+    assert info["title"].startswith("ink ink") and "characters in the file]" in info["title"]
+    assert info["metadata"]["modelspec.title"] == huge  # show still has the whole header
