@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import threading
 import tomllib
 from collections.abc import Callable, Iterator
@@ -12,7 +13,9 @@ from functools import cached_property
 from pathlib import Path
 
 from . import db as dbmod
-from .errors import FolderNotWritable, IndexBusy, IndexReadOnly, LibraryNotFound, PathOutsideLibrary
+from .errors import (
+    CatalogError, FolderNotWritable, IndexBusy, IndexReadOnly, LibraryNotFound, PathOutsideLibrary,
+)
 
 INDEX_DIR = ".lutnav"
 INDEX_FILE = "catalog.db"
@@ -108,7 +111,7 @@ class Library:
                 finally:
                     self._lock_depth -= 1
                 return
-            with open(self.index_dir / "lock", "a+") as fh:
+            with self._open_lock_file() as fh:
                 self._acquire(fh, wait)
                 self._lock_depth = 1
                 try:
@@ -116,6 +119,22 @@ class Library:
                 finally:
                     self._lock_depth = 0
                     fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _open_lock_file(self):
+        """The lock file, never through a link: the holder's pid is written into it, and a
+        library from someone else must not make that write land on another file."""
+        path = self.index_dir / "lock"
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(path, flags, 0o666)
+        except OSError as exc:
+            raise CatalogError(f"cannot open the lock file ({exc.strerror})", path=path,
+                               hint="remove it if it is a link or not a file; lutnav makes a new one") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise CatalogError("the lock file is not a regular file", path=path,
+                               hint="remove it; lutnav makes a new one")
+        return os.fdopen(fd, "r+")
 
     def _acquire(self, fh, wait: bool) -> None:
         try:
@@ -129,7 +148,8 @@ class Library:
             if self.on_wait is not None:
                 self.on_wait(f"{who} is scanning — waiting; Ctrl-C to stop")
             fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.truncate(0)
+        fh.seek(0)
+        fh.truncate()
         fh.write(str(os.getpid()))
         fh.flush()
 
@@ -139,8 +159,6 @@ class Library:
         path = self.root / INDEX_DIR / "config.toml"
         if not path.is_file():
             return {}
-        from .errors import CatalogError
-
         try:
             return tomllib.loads(path.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

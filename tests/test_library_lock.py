@@ -97,3 +97,26 @@ def test_lock_without_waiting_raises_index_busy(tmp_path):
         with pytest.raises(IndexBusy, match=f"pid {os.getpid()}"):
             with Library(root).lock(wait=False):
                 pass
+
+
+def test_a_lock_file_planted_as_a_link_is_never_written_through(tmp_path):
+    root = _lib(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (root / ".lutnav").mkdir()
+    (root / ".lutnav" / "lock").symlink_to(victim)
+    proc = _start(root, "scan")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "lock" in err.strip().splitlines()[-1]
+    assert victim.read_text() == "keep me\n"
+
+
+def test_the_holder_pid_is_written_cleanly_after_a_wait(tmp_path):
+    root = _lib(tmp_path)
+    holder = Library(root)
+    holder.scan_all()
+    with holder.lock():
+        proc = _start(root, "scan")
+        assert "waiting" in _first_stderr_line(proc)
+    proc.communicate(timeout=120)
+    assert (root / ".lutnav" / "lock").read_text() == str(proc.pid)
