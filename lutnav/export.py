@@ -54,6 +54,9 @@ def export_members(lib: Library, name: str) -> list[tuple[Path, str]]:
 def export_zip(lib: Library, name: str, out: Path, *, overwrite: bool = False) -> list[str]:
     """Write the entry's zip to ``out``; returns the member names."""
     out = Path(out).expanduser()
+    if out.suffix.lower() != ".zip":
+        raise ExportError(f"{out}: the zip's name must end in .zip",
+                          hint="e.g. --zip ink_wash.zip (a .zip name never replaces weights or cards)")
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists", hint="pass --overwrite or pick another name")
     if not out.parent.is_dir():

@@ -59,8 +59,26 @@ def test_export_overwrite_onto_the_entrys_own_files_is_refused(library, own):
     target = library / "style" / "ink" / own
     before = target.read_bytes()
     result = run(library, "export", "ink_wash", "--zip", str(target), "--overwrite", ok=False)
-    assert result.exit_code == 1 and "part of the entry" in result.output
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert target.read_bytes() == before
+
+
+def test_export_overwrite_onto_a_link_to_the_entry_is_refused(library):
+    weights = library / "style" / "ink" / "ink_wash.safetensors"
+    before = weights.read_bytes()
+    link = library.parent / "ink.zip"
+    link.symlink_to(weights)
+    result = run(library, "export", "ink_wash", "--zip", str(link), "--overwrite", ok=False)
+    assert result.exit_code == 1 and "part of the entry" in result.output
+    assert weights.read_bytes() == before
+
+
+def test_export_onto_another_entrys_weights_is_refused(library):
+    other = library / "style" / "ink" / "other.safetensors"
+    before = other.read_bytes()
+    result = run(library, "export", "ink_wash", "--zip", str(other), "--overwrite", ok=False)
+    assert result.exit_code == 1 and ".zip" in result.output
+    assert other.read_bytes() == before
 
 
 def test_export_overwrite_onto_a_peft_folder_or_its_weights_is_refused(library):
