@@ -45,7 +45,9 @@ class AmbiguousName(CatalogError, LookupError):
 
 
 class IndexBusy(CatalogError):
-    hint = "another lutnav is writing the index; try again when it finishes"
+    """Another process holds the library lock, and this caller asked not to wait."""
+
+    hint = "try again when it finishes (readers such as ls, show and search never wait)"
 
 
 class FolderNotWritable(CatalogError, PermissionError):
