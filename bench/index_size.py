@@ -47,8 +47,8 @@ def main() -> None:
     with sqlite3.connect(db_path) as conn:
         conn.execute("pragma wal_checkpoint(truncate)")
     wall, _, _ = timed_lutnav(["--library", str(root), "show", "big0", "--json"])
-    print(f"{args.files} files, {headers / 1e6:.1f} MB of headers: catalog.db {db_path.stat().st_size / 1e6:.2f} MB, "
-          f"scan {scan_s:.2f} s, show --json {wall:.2f} s")
+    print(f"{args.files} files, {headers / 1e6:.1f} MB of headers: "
+          f"catalog.db {db_path.stat().st_size / 1e6:.2f} MB, scan {scan_s:.2f} s, show --json {wall:.2f} s")
 
 
 if __name__ == "__main__":

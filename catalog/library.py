@@ -129,7 +129,7 @@ class Library:
             fd = os.open(path, flags, 0o666)
         except OSError as exc:
             raise CatalogError(f"cannot open the lock file ({exc.strerror})", path=path,
-                               hint="remove it if it is a link or not a file; lutnav makes a new one") from None
+                               hint="remove it if it is a link; lutnav makes a new one") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise CatalogError("the lock file is not a regular file", path=path,

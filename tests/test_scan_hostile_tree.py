@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import SafetensorsError
-from catalog.header import read_header
 from catalog.library import Library
 from tests.lorafiles import write_kohya
 
@@ -51,7 +49,8 @@ def test_a_fifo_named_like_a_lora_is_skipped_with_a_line_and_never_blocks(tmp_pa
 def test_the_header_reader_refuses_a_fifo_without_waiting_for_a_writer(tmp_path):
     fifo = tmp_path / "x.safetensors"
     os.mkfifo(fifo)
-    code = ("import sys\nfrom catalog.header import read_header\nfrom catalog.errors import SafetensorsError\n"
+    code = ("import sys\nfrom catalog.header import read_header\n"
+            "from catalog.errors import SafetensorsError\n"
             "try:\n    read_header(sys.argv[1])\nexcept SafetensorsError as e:\n    print(e)\n")
     done = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True,
                           timeout=60)
