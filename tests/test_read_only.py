@@ -140,3 +140,13 @@ def test_writing_into_a_library_with_a_read_only_index_gives_one_line(library, v
     line = one_line_error(lutnav("--library", str(library), *args))
     assert ".lutnav" in line and "nothing written" in line
     assert not out.exists() and not out.with_suffix(".toml").exists()
+
+
+def test_pull_into_a_library_with_a_read_only_index_gives_one_line(library, area):
+    lock_down(library / ".lutnav")
+    source = library / "style" / "ink_wash" / "ink_wash_v2.safetensors"
+    before = sorted(p.name for p in library.rglob("*"))
+    line = one_line_error(lutnav("--library", str(library), "pull", str(source), "--category", "style",
+                                 "--name", "copy"))
+    assert ".lutnav" in line and "nothing added" in line
+    assert sorted(p.name for p in library.rglob("*")) == before

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from catalog.card_file import read_card, write_card
-from catalog.errors import SidecarError
+from catalog.errors import IndexReadOnly, SidecarError
 from catalog.library import Library
 from catalog.sidecars import JSON_SIDECARS, MAX_SIDECAR_BYTES
 
@@ -100,6 +100,9 @@ class _Staged:
 
 def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | None = None,
          ask_category: CategoryAsker | None = None) -> PullReport:
+    if lib.read_only:
+        raise IndexReadOnly("pulling needs the library's index, which cannot be written here; "
+                            "nothing added", path=lib.index_path.parent)
     for value, what in ((opts.category, "category"), (opts.theme, "theme"), (opts.name, "name")):
         if value is not None:
             user_component(value, what)
