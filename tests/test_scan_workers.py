@@ -54,7 +54,6 @@ def _running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killing_a_parallel_scan_leaves_no_worker_behind(tmp_path, sig):
     root = tmp_path / "loras"
