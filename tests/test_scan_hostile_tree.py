@@ -113,3 +113,14 @@ def test_weights_with_a_capitalised_suffix_are_listed_as_skipped(tmp_path, name)
     write_kohya(root / "style" / "ink" / name, seed=5)
     summary = Library(root).scan_all()
     assert any(line.startswith(f"style/ink/{name}: the suffix") for line in summary.skipped)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_given_as_a_mix_recipe_is_one_line(tmp_path):
+    root = _lib(tmp_path)
+    fifo = tmp_path / "recipe.toml"
+    os.mkfifo(fifo)
+    code = "from lutnav.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", code, "--library", str(root), "mix", "--recipe", str(fifo)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "not a regular file" in done.stderr.strip().splitlines()[-1]
