@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from .durable import open_regular
 from .errors import CatalogError
 from .header import read_header
 from .header_cache import HeaderCache
@@ -96,7 +97,7 @@ def _broken(message: str) -> dict:
 
 def _read_adapter_config(folder: Path) -> dict:
     path = folder / "adapter_config.json"
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         raw = fh.read(MAX_ADAPTER_CONFIG + 1)
     if len(raw) > MAX_ADAPTER_CONFIG:
         raise CatalogError("adapter_config.json is larger than 1 MB; not a PEFT config", path=path)

@@ -10,6 +10,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from .errors import IndexReadOnly
+
 
 def _import_sqlite_utils():
     """Import sqlite-utils without letting it pull in numpy and pandas.
@@ -103,13 +105,47 @@ def m002_fts_prefix_index(db: sqlite_utils.Database) -> None:
     db.execute("insert into [entries_fts] ([entries_fts]) values ('rebuild')")
 
 
-def connect(path: Path) -> sqlite_utils.Database:
-    """Open (creating if needed) and migrate the index at ``path``."""
+def connect(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed) and, unless told not to, migrate the index at ``path``."""
     conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     conn.execute("PRAGMA busy_timeout = 30000")
     db.enable_wal()
     conn.execute("PRAGMA synchronous = NORMAL")
-    if migrations.pending(db):
+    if migrate and migrations.pending(db):
         migrations.apply(db)
     return db
+
+
+def pending(db: sqlite_utils.Database) -> bool:
+    """Whether the index needs migrating (which takes the library lock)."""
+    return bool(migrations.pending(db))
+
+
+def connect_read_only(path: Path) -> sqlite_utils.Database:
+    """Open an index that this user cannot write (a read-only share, another user's library).
+
+    ``mode=ro`` reads a WAL index while its owner may still write it; where SQLite
+    cannot even create the shared-memory file beside it, ``immutable=1`` reads it
+    as it stands (nobody can be writing it there either).
+    """
+    from urllib.parse import quote
+
+    if not path.is_file():
+        raise IndexReadOnly("the library was never indexed, and its index cannot be created here",
+                            path=path.parent)
+    base = f"file:{quote(str(path))}"
+    for flags in ("?mode=ro", "?mode=ro&immutable=1"):
+        conn = sqlite3.connect(base + flags, uri=True, timeout=30.0, check_same_thread=False)
+        try:
+            conn.execute("select count(*) from sqlite_master").fetchone()
+        except sqlite3.DatabaseError:
+            conn.close()
+            continue
+        db = sqlite_utils.Database(conn)
+        if migrations.pending(db):
+            conn.close()
+            raise IndexReadOnly("the index was written by an older lutnav and cannot be upgraded here",
+                                path=path)
+        return db
+    raise IndexReadOnly("the index cannot be opened for reading", path=path)

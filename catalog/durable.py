@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 
@@ -29,3 +30,52 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+#: bytes of the target's name kept in a temp file's name: enough to tell whose it is,
+#: and short enough that ``.<part>.<random>.tmp`` fits the usual 255-byte name limit
+TEMP_NAME_KEEP = 64
+
+
+def temp_prefix(name: str) -> str:
+    """``.<name>.`` for a temp file written beside ``name``, cut to ``TEMP_NAME_KEEP`` bytes.
+
+    A target whose own name is near the file system's limit (240+ bytes) must not
+    fail only because its temp name is longer than it is.
+    """
+    raw = name.encode("utf-8", "surrogateescape")[:TEMP_NAME_KEEP]
+    return f".{raw.decode('utf-8', 'ignore')}."
+
+
+def new_file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give a new file (0o666 less the umask).
+
+    ``tempfile.mkstemp`` makes files 0600; a temp file that becomes the user's
+    file gets this mode before its rename.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no way to read it without setting it elsewhere
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def open_regular(path: str | Path):
+    """Open ``path`` for binary reading only if it is a regular file.
+
+    ``O_NONBLOCK`` keeps the open itself from waiting on a FIFO that took a
+    file's place (regular files ignore the flag); anything but a regular file is
+    refused before a byte is read.
+    """
+    from .errors import CatalogError
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CatalogError("not a regular file (a FIFO, socket or device); not read", path=path)
+    return os.fdopen(fd, "rb")

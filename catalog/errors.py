@@ -45,7 +45,19 @@ class AmbiguousName(CatalogError, LookupError):
 
 
 class IndexBusy(CatalogError):
-    hint = "another lutnav is writing the index; try again when it finishes"
+    """Another process holds the library lock, and this caller asked not to wait."""
+
+    hint = "try again when it finishes (readers such as ls, show and search never wait)"
+
+
+class FolderNotWritable(CatalogError, PermissionError):
+    hint = "pick a folder you can write, or fix its permissions"
+
+
+class IndexReadOnly(CatalogError, PermissionError):
+    """The library's index cannot be written by this user: browsing only."""
+
+    hint = "browse it with ls, show and search; to edit, use a copy you can write or ask its owner"
 
 
 # --- safetensors files ----------------------------------------------------------

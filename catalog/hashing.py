@@ -15,6 +15,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .durable import open_regular
 from .errors import CatalogError
 from .library import Library
 
@@ -46,7 +47,7 @@ def hash_file(path: Path) -> Generator[int, None, Hashes]:
     full = hashlib.sha256()
     tensors = hashlib.sha256()
     done = 0
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         head = fh.read(8)
         full.update(head)
         done += len(head)
@@ -101,6 +102,8 @@ def compute(lib: Library, rels: list[str], *, force: bool = False
                                path=weights_file(lib, rel)) from None
         base += row["size"] or 0
         results[rel] = hashes
+        if lib.read_only:
+            continue  # computed, shown, just not cached
         with lib.db.atomic():
             lib.db["hashes"].upsert({
                 "path": rel, "size": row["size"], "mtime_ns": row["mtime_ns"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import stat
 import struct
 import zlib
 from collections import deque
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from catalog.errors import HeaderJSONError, HeaderTooLarge, TruncatedFile
+from catalog.errors import HeaderJSONError, HeaderTooLarge, SafetensorsError, TruncatedFile
 
 if TYPE_CHECKING:
     from catalog.header_cache import HeaderCache
@@ -168,9 +169,14 @@ def read_header(path: str | Path, cache: "HeaderCache | None" = None) -> Header:
     scan skip re-validating tensor tables it has already seen byte for byte.
     """
     path = Path(path)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    # O_NONBLOCK: a FIFO put in the walk's way after it looked opens without blocking,
+    # and is refused below (regular files ignore the flag)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
-        file_size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SafetensorsError("not a regular file (a FIFO, socket or device); not read", path=path)
+        file_size = st.st_size
         prefix = os.read(fd, 8)
         if len(prefix) < 8:
             raise TruncatedFile(

@@ -9,8 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 
-import orjson
-
+from . import stored_metadata
 from .errors import AmbiguousName, EntryNotFound
 from .library import Library
 from .rows import decode
@@ -120,7 +119,12 @@ def show(lib: Library, name_or_path: str) -> dict:
         out[key] = row.get(key)
     out["has_conv"] = bool(out["has_conv"])
     meta = list(lib.db.query("select metadata from header_metadata where path = ?", [rel]))
-    out["metadata"] = orjson.loads(meta[0]["metadata"]) if meta else {}
+    weights = lib.abspath(rel) / "adapter_model.safetensors" if row.get("kind") == "folder" \
+        else lib.abspath(rel)
+    out["metadata"], problem = stored_metadata.full(meta[0]["metadata"] if meta else None, weights,
+                                                    row.get("header_digest"))
+    if problem:
+        out["warnings"] = out["warnings"] + [problem]
     hashes = list(lib.db.query("select sha256, autov2, tensor_sha256, size, mtime_ns from hashes "
                                "where path = ?", [rel]))
     out["hashes"] = _fresh_hashes(hashes[0], row) if hashes else None

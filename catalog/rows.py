@@ -16,6 +16,7 @@ from .analyze import forget as forget_headers
 from .db import JSON_COLUMNS
 from .header_fields import claim_family
 from .library import Library
+from .stored_metadata import bounded, bounded_field
 from .walk import Candidate, category_theme, entry_name
 
 CARD_FIELDS = (
@@ -61,7 +62,7 @@ def build_row(cand: Candidate, facts: dict) -> tuple[dict, dict]:
     row.update(facts)
     row["warnings"] = list(row["warnings"] or [])
     _merge_cards(cand, row)
-    return _encode(row), {"path": cand.rel, "metadata": orjson.dumps(metadata).decode()}
+    return _encode(row), {"path": cand.rel, "metadata": orjson.dumps(bounded(metadata)).decode()}
 
 
 def reread_cards(lib: Library, cand: Candidate) -> dict | None:
@@ -115,8 +116,15 @@ def _fact_sources(row: dict) -> dict[str, str]:
     return out
 
 
+#: columns whose values come from a file's header or sidecars, and so are bounded when stored
+_FROM_FILES = (*CARD_FIELDS, "base_model_name", "header_fields", "header_sources", "warnings")
+
+
 def _encode(row: dict) -> dict:
     out = dict(row)
+    for col in _FROM_FILES:
+        if col in out:
+            out[col] = bounded_field(out[col])
     for col in JSON_COLUMNS:
         if col in out and not isinstance(out[col], str | None):
             out[col] = orjson.dumps(out[col]).decode()

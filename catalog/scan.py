@@ -8,6 +8,7 @@ there are many; rows are written in one transaction per batch.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -21,6 +22,7 @@ from .errors import CatalogError
 from .library import Library
 from .rows import forget, index_rows, reread_cards
 from .walk import Candidate, WalkReport, walk
+from .worker_guard import die_with
 
 #: below this many changed files, reading inline beats starting workers
 POOL_THRESHOLD = 400
@@ -60,15 +62,16 @@ def run_scan(lib: Library, **kwargs) -> ScanSummary:
 
 
 def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
-         full: bool = False) -> Generator[ScanProgress, None, ScanSummary]:
-    """Index the library. ``full`` re-reads every file even when unchanged."""
+         full: bool = False, wait: bool = True) -> Generator[ScanProgress, None, ScanSummary]:
+    """Index the library. ``full`` re-reads every file even when unchanged; ``wait=False``
+    raises ``IndexBusy`` instead of waiting for another scan to finish."""
     if _rerun_by_a_worker():
         raise CatalogError("a scan started while a scan worker was starting up",
                            hint="put the calling script's code under `if __name__ == '__main__':`")
     started = time.perf_counter()
     summary = ScanSummary()
     cancel = cancel or (lambda: False)
-    with lib.lock():
+    with lib.lock(wait=wait):
         db = lib.db
         known = {
             r[0]: (r[1], r[2], r[3], r[4])
@@ -155,7 +158,8 @@ def _indexed(stale: list[Candidate]) -> Iterator[tuple[Candidate, tuple[dict, di
         # forkserver, not fork: the TUI scans from a thread, and forking a threaded
         # process can deadlock the child
         ctx = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(cpu_workers(), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(cpu_workers(), mp_context=ctx, initializer=die_with,
+                                 initargs=(os.getpid(),)) as pool:
             for chunk, results in zip(chunks, pool.map(index_rows, chunks)):
                 finished += 1
                 yield from zip(chunk, results)

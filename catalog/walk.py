@@ -2,13 +2,18 @@
 
 The walk never leaves the library: symlinks are followed only when their target
 resolves inside the root, and each real directory is visited once, so a link
-loop ends. Only ``os.scandir`` and ``stat`` happen here — a warm rescan of
-20,000 files is this walk plus one query.
+loop ends. A link to something the walk reaches anyway is not followed: every
+real file is indexed once, under its real path, whatever links point at it.
+Only regular files are entries (a FIFO would block the reader forever), and
+nothing that looks like a LoRA is left out without a line in the report. Only
+``os.scandir`` and ``stat`` happen here — a warm rescan of 20,000 files is this
+walk plus one query.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,12 +101,20 @@ def _entries_in(dir_path: str, rel_dir: str, items: list[os.DirEntry], real_root
             report.skipped.append(f"{_safe(rel)}: file name is not valid UTF-8 — rename it to index it")
             continue
         if name.startswith(".") or name == "__pycache__":
+            if name.endswith((LORA_SUFFIX, *PICKLE_SUFFIXES)) and not item.is_dir():
+                report.skipped.append(f"{rel}: the name starts with '.', so it is hidden — "
+                                      "rename it to index it")
             continue
         try:
-            is_link = item.is_symlink()
-            if is_link and not _inside(item.path, real_root):
-                report.skipped.append(f"{rel}: symlink points outside the library — not followed")
-                continue
+            if item.is_symlink():
+                target = os.path.realpath(item.path)
+                if not _inside(target, real_root):
+                    report.skipped.append(f"{rel}: symlink points outside the library — not followed")
+                    continue
+                if _walked_anyway(target, real_root):
+                    shown = os.path.relpath(target, real_root).replace(os.sep, "/")
+                    report.skipped.append(f"{rel}: link to {shown} — indexed there, under its real path")
+                    continue
             if item.is_dir():
                 if _is_peft_folder(item.path):
                     st = os.stat(os.path.join(item.path, PEFT_FILES[1]))
@@ -114,6 +127,9 @@ def _entries_in(dir_path: str, rel_dir: str, items: list[os.DirEntry], real_root
         except OSError as exc:
             report.skipped.append(f"{rel}: cannot stat ({exc.strerror or exc})")
             continue
+        if not stat.S_ISREG(st.st_mode):
+            report.skipped.append(f"{rel}: not a regular file (a FIFO, socket or device) — not read")
+            continue
         stats[name] = st
         if name.endswith(PREVIOUS_SUFFIX):
             continue  # the weights an update replaced, kept until the new ones verify
@@ -121,6 +137,9 @@ def _entries_in(dir_path: str, rel_dir: str, items: list[os.DirEntry], real_root
             loras.append((name, "file"))
         elif name.endswith(PICKLE_SUFFIXES):
             loras.append((name, "pickle"))
+        elif name.lower().endswith((LORA_SUFFIX, *PICKLE_SUFFIXES)):
+            report.skipped.append(f"{rel}: the suffix is not in lower case — rename it "
+                                  f"(e.g. {LORA_SUFFIX}) to index it")
     if not loras:
         return
     by_prefix = _prefix_index(stats)
@@ -174,6 +193,19 @@ def _folder_sig(path: str) -> str:
 def _inside(path: str, real_root: str) -> bool:
     target = os.path.realpath(path)
     return target == real_root or target.startswith(real_root + os.sep)
+
+
+def _walked_anyway(target: str, real_root: str) -> bool:
+    """Whether the walk reaches the resolved ``target`` through real folders.
+
+    A resolved path holds no links, so it is reached unless one of its parts is
+    hidden; following a link to it would index the same file twice (and
+    whichever came last would own the row).
+    """
+    if target == real_root:
+        return True
+    parts = os.path.relpath(target, real_root).split(os.sep)
+    return not any(p.startswith(".") or p == "__pycache__" for p in parts)
 
 
 def _printable(name: str) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 
 from catalog.header import DTYPE_BITS
-from .durable import fsync_dir
+from .durable import fsync_dir, temp_prefix
 
 TensorSpec = tuple[str, Sequence[int], "bytes | None"]
 
@@ -119,7 +119,7 @@ def write_safetensors(
 def _create_temp(path: Path) -> tuple[int, str]:
     """A new file beside ``path``, with the permissions a plain open would give it."""
     while True:
-        name = str(path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp"))
+        name = str(path.with_name(f"{temp_prefix(path.name)}{secrets.token_hex(6)}.tmp"))
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
             return os.open(name, flags, 0o666), name

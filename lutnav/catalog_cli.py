@@ -89,6 +89,7 @@ def card_cmd(ctx, entry: str, sets: tuple[str, ...]) -> None:
     updates = parse_set(list(sets))
     row = lib.get(rel)
     target = card_path(lib.abspath(rel))
+    lib.check_writable(target)
     try:
         write_card(target, updates, expected_digest=row["card_digest"], base=indexed_card_values(row))
     except CardConflict as err:

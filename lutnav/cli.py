@@ -7,6 +7,7 @@ start without torch.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from pathlib import Path
@@ -36,10 +37,32 @@ class LutnavGroup(DefaultGroup):
         except Exception as exc:
             if _is_trainer_error(exc):
                 raise click.ClickException(str(exc)) from None
+            if isinstance(exc, OSError):
+                raise click.ClickException(os_error_line(exc)) from None
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+
+
+#: what to do about the file-system errors a user can meet, by errno
+_OS_ADVICE = {
+    errno.EACCES: "you cannot write there: pick a folder you own, or fix its permissions",
+    errno.EPERM: "you cannot write there: pick a folder you own, or fix its permissions",
+    errno.EROFS: "that file system is read-only: pick a folder on a writable disk",
+    errno.ENAMETOOLONG: "the file name is too long for this file system: rename the file shorter",
+    errno.ENOSPC: "the disk is full: free some space and retry",
+    errno.EDQUOT: "your disk quota is used up: free some space and retry",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a file-system error: which file, what happened, what to do."""
+    where = exc.filename if exc.filename is not None else None
+    what = exc.strerror or str(exc)
+    text = f"{where}: {what}" if where else what
+    advice = _OS_ADVICE.get(exc.errno)
+    return f"{text} — {advice}" if advice else text
 
 
 def _is_trainer_error(exc: Exception) -> bool:

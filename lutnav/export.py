@@ -14,6 +14,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from catalog.durable import new_file_mode, temp_prefix
 from catalog.library import Library
 from catalog.sidecars import FOLDER_README, preview_root, sidecar_paths
 
@@ -53,20 +54,37 @@ def export_members(lib: Library, name: str) -> list[tuple[Path, str]]:
 def export_zip(lib: Library, name: str, out: Path, *, overwrite: bool = False) -> list[str]:
     """Write the entry's zip to ``out``; returns the member names."""
     out = Path(out).expanduser()
+    if out.suffix.lower() != ".zip":
+        raise ExportError(f"{out}: the zip's name must end in .zip",
+                          hint="e.g. --zip ink_wash.zip (a .zip name never replaces weights or cards)")
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists", hint="pass --overwrite or pick another name")
     if not out.parent.is_dir():
         raise ExportError(f"{out.parent} is not a folder")
     members = export_members(lib, name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    _refuse_own_files(out, [path for path, _ in members], lib.abspath(lib.resolve(name)))
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out.name), suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
             for path, arcname in members:
                 method = zipfile.ZIP_STORED if arcname.lower().endswith(STORED_SUFFIXES) else \
                     zipfile.ZIP_DEFLATED
                 zf.write(path, arcname, compress_type=method)
+        os.chmod(tmp, new_file_mode())  # a shared zip, not a private temp file
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return [arcname for _, arcname in members]
+
+
+def _refuse_own_files(out: Path, members: list[Path], entry: Path) -> None:
+    """``--overwrite`` replaces an old zip, never the entry's own weights, card or previews."""
+    if out.is_dir():
+        raise ExportError(f"{out} is a folder", hint="give the zip file's name with --zip")
+    if not out.exists():
+        return
+    for path in [entry, *members]:
+        if os.path.samefile(out, path):
+            raise ExportError(f"refusing to write the zip over {path}, which is part of the entry",
+                              hint="give --zip another name")

@@ -28,7 +28,7 @@ from catalog.library import Library
 
 from .export import export_members
 from .pull.errors import LinkError
-from catalog.durable import file_sha256
+from catalog.durable import file_sha256, temp_prefix
 
 LINK_NAME = "lutnav"
 MANIFEST = ".lutnav-copies.json"
@@ -246,7 +246,7 @@ def _check_edit(path: Path, before: dict, new: str, undo: bool) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

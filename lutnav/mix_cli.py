@@ -119,6 +119,8 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwr
     adapters = bool(items) and all(i.entry.get("base_model") == "llm" for i in items)
     if out is not None and not adapters:
         check_output(out, overwrite=bool(overwrite))
+    if out is not None:
+        lib.check_writable(out)
     if preview:
         from .mix.preview import require_diffusers
 
@@ -219,7 +221,9 @@ def _merge(lib, items, out: Path, rank: int | None, overwrite: bool) -> Path:
         click.echo(f"indexed as {result.rel} (card lists its parents)", err=True)
     else:
         click.echo("outside the library: written with its card, not indexed", err=True)
-    click.echo(f"<lora:{result.path.stem}:1>")
+    from lutnav.prompt_tags import tag
+
+    click.echo(tag(result.path.stem, 1))
     return result.path
 
 
@@ -252,13 +256,14 @@ def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) ->
     SOURCE is a file path or an entry name. Tensor data is copied as is; the real
     alpha is kept (kohya) or folded into lora_B where alpha != rank (diffusers).
     """
-    from .mix.convert import convert_file
+    from .mix.convert import convert_file, default_output
 
     path, lib = Path(source), None
     if not path.exists():
         lib = open_library(ctx)
         ensure_indexed(lib)
         path = lib.abspath(lib.resolve(source))
+    _check_writable(ctx, lib, Path(out) if out is not None else default_output(path, to))
     result = convert_file(path, to, out, overwrite=overwrite)
     extra = f"; alpha folded into lora_B for {result.folded} modules" if result.folded else ""
     click.echo(f"{result.modules} modules, {result.tensors} tensors, {to} names{extra}", err=True)
@@ -266,6 +271,19 @@ def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) ->
         click.echo(f"card fields carried over into {result.card.name}", err=True)
     _index_if_inside(ctx, lib, result.path)
     click.echo(str(result.path))
+
+
+def _check_writable(ctx, lib, out: Path) -> None:
+    """Refuse before converting when the output cannot be written (or indexed)."""
+    from catalog.library import check_folder_writable
+
+    if lib is None:
+        try:
+            lib = open_library(ctx)
+        except CatalogError:
+            check_folder_writable(out)
+            return
+    lib.check_writable(out)
 
 
 def _index_if_inside(ctx, lib, path: Path) -> None:

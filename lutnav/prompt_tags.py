@@ -7,6 +7,7 @@ bad weight is refused the same way everywhere.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 
 from catalog.errors import CatalogError
@@ -51,8 +52,27 @@ def default_weight(lib: Library, rel: str) -> float:
     return float(row["strength"]) if row["strength"] is not None else 1.0
 
 
+def _unprintable(ch: str) -> bool:
+    """Control, format (bidi overrides, zero-width) and line/paragraph separator characters."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def tag_name(name: str) -> str:
+    """A file stem made safe inside a tag: newlines, control characters and ``<>:`` become ``_``.
+
+    A name is whatever a file was called; printed raw, ``new\nline`` splits the
+    prompt and ``a>b`` closes the tag early.
+    """
+    return "".join("_" if ch in "<>:" or _unprintable(ch) else ch for ch in name)
+
+
+def prompt_text(text: str) -> str:
+    """Card text (trigger words) made safe in a prompt: one line, and no tag of its own."""
+    return "".join(" " if _unprintable(ch) else "" if ch in "<>" else ch for ch in text)
+
+
 def tag(name: str, weight: float) -> str:
-    return f"<lora:{name}:{weight:g}>"
+    return f"<lora:{tag_name(name)}:{weight:g}>"
 
 
 def format_tags(lib: Library, specs: list[Spec]) -> str:

@@ -141,3 +141,17 @@ def test_rescan_shows_progress_and_reports_the_summary(demo_lib):
 
     drive(demo_lib, scenario)
     assert ("read", 60, 60) in seen
+
+
+def test_rescan_while_another_process_scans_says_so_instead_of_hanging(demo_lib):
+    from catalog.library import Library
+
+    async def scenario(app, pilot):
+        notes = capture_notes(app)
+        with Library(demo_lib.root).lock():  # another scan holds the library
+            await pilot.press("r")
+            await settle(app, pilot)
+        assert any("is scanning the library" in n for n in notes), notes
+        assert len(table_names(app, 500)) == len(demo_lib.entries())
+
+    drive(demo_lib, scenario)

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from catalog.durable import temp_prefix
 from catalog.header import read_header
 from catalog.keynames import TE1, TE2, UNET, diffusers_to_ldm
 from catalog.library import Library
@@ -125,7 +126,7 @@ def _header_bytes(header, metadata: dict[str, str]) -> bytes:
 def _stream(base: Path, header, metadata, out: Path, plan, loras, weights, progress) -> None:
     order = sorted(header.tensors.items(), key=lambda kv: kv[1].start)
     head = _header_bytes(header, metadata)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out.name), suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as dst, open(base, "rb") as src:
             dst.write(struct.pack("<Q", len(head)))

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.durable import temp_prefix
 from catalog.library import Library
 
 from .errors import MissingExtra, MixError
@@ -198,7 +199,9 @@ def render(pipe, shot: Shot, s: Settings):
 
 def a1111_parameters(shot: Shot, s: Settings, model: str) -> str:
     """The text A1111 writes into its PNGs, which Civitai and image browsers parse."""
-    tags = " ".join(f"<lora:{name}:{w:g}>" for _, name, w in shot.loras)
+    from lutnav.prompt_tags import tag
+
+    tags = " ".join(tag(name, w) for _, name, w in shot.loras)
     lines = [f"{shot.prompt} {tags}".strip()]
     if shot.negative_prompt:
         lines.append(f"Negative prompt: {shot.negative_prompt}")
@@ -213,7 +216,7 @@ def save_png(image, path: Path, parameters: str) -> Path:
 
     info = PngInfo()
     info.add_text("parameters", parameters)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         image.save(tmp, format="PNG", pnginfo=info)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import schemas
+from catalog.durable import open_regular
 from lutnav.prompt_tags import Spec
 
 from .errors import RecipeError
@@ -41,7 +42,8 @@ class Recipe:
 def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     try:
-        data = path.read_bytes()[: MAX_RECIPE_BYTES + 1]
+        with open_regular(path) as fh:  # bounded, and a FIFO never blocks the read
+            data = fh.read(MAX_RECIPE_BYTES + 1)
     except OSError as exc:
         raise RecipeError(f"cannot read the recipe ({exc.strerror or exc})", path=path) from None
     if len(data) > MAX_RECIPE_BYTES:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lutnav.prompt_tags import tag
+from lutnav.prompt_tags import prompt_text, tag, tag_name
 
 DEFAULT_CHECKPOINT = "model.safetensors"
 
@@ -13,7 +13,8 @@ def tag_line(items: list) -> str:
     words: list[str] = []
     for i in items:
         for word in i.entry.get("trigger_words") or []:
-            if word not in words:
+            word = prompt_text(word).strip()
+            if word and word not in words:
                 words.append(word)
     return " ".join(tags + ([", ".join(words)] if words else []))
 
@@ -22,7 +23,8 @@ def comfy_chain(items: list, checkpoint: str = DEFAULT_CHECKPOINT) -> dict:
     """ComfyUI API-format graph: a checkpoint loader feeding one LoraLoader per LoRA.
 
     ``lora_name`` is the library path, which is what ComfyUI expects when its
-    ``models/loras`` folder is (or links to) the library.
+    ``models/loras`` folder is (or links to) the library; it must name the file
+    exactly, and JSON escapes whatever it holds. Titles are made one-line.
     """
     graph: dict[str, dict] = {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint},
@@ -39,7 +41,7 @@ def comfy_chain(items: list, checkpoint: str = DEFAULT_CHECKPOINT) -> dict:
                 "strength_model": item.weight,
                 "strength_clip": item.weight,
             },
-            "_meta": {"title": f"LoRA {item.name}"},
+            "_meta": {"title": f"LoRA {tag_name(item.name)}"},
         }
         source = str(n)
     return graph

@@ -19,7 +19,7 @@ from .hub import RemoteFile
 from .place import check_relative
 from lutnav.output import human_size
 
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 PEFT_CONFIG, PEFT_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 #: folders of a diffusers pipeline: their weights are a full model, not a LoRA
 MODEL_PARTS = {

@@ -18,18 +18,18 @@ from typing import Any, Protocol
 
 from catalog.card_file import read_card, write_card
 from catalog.card_slot import claim_card
-from catalog.errors import SidecarError
+from catalog.errors import IndexReadOnly, SidecarError
 from catalog.library import Library
 from catalog.sidecars import JSON_SIDECARS, MAX_SIDECAR_BYTES
 
 from . import hub
-from .choose import IMAGE_SUFFIXES, PEFT_CONFIG, Asker, Pick, choose, human_size
+from .choose import IMAGE_SUFFIXES, PEFT_CONFIG, PICKLE_SUFFIXES, Asker, Pick, choose, human_size
 from .errors import NoLoraFound, NotALora, PullError
 from .modelcard import MAX_README_BYTES, HubCard, card_fields, category_for, header_triggers, read_readme
 from .previews import image_suffix, place_previews, widget_images
 from .place import choose_target, clean_stem, move_into_place, theme_name, user_component
 from .staging import staging
-from .verify import Verified, verify
+from .verify import Verified, sidecar_problem, verify
 
 CategoryAsker = Callable[[], "str | None"]
 
@@ -101,6 +101,9 @@ class _Staged:
 
 def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | None = None,
          ask_category: CategoryAsker | None = None) -> PullReport:
+    if lib.read_only:
+        raise IndexReadOnly("pulling needs the library's index, which cannot be written here; "
+                            "nothing added", path=lib.index_path.parent)
     for value, what in ((opts.category, "category"), (opts.theme, "theme"), (opts.name, "name")):
         if value is not None:
             user_component(value, what)
@@ -196,9 +199,26 @@ def _stage(source: Source, pick: Pick, dest: Path, report: PullReport) -> _Stage
         elif kind == "image":
             if image_suffix(local):
                 images.append(local)
+        elif (problem := sidecar_problem(local)) is not None:
+            report.refused.append(f"{source.label}/{ref}: {problem}")
         else:
             sidecars.append((local, kind))
+    report.refused += [f"{source.label}/{p}: a pickle (can run code when loaded); not copied"
+                       for p in _pickles_beside(source, pick)]
     return _Staged(pick, weights, verified, card, images, sidecars)
+
+
+def _pickles_beside(source: Source, pick: Pick) -> list[str]:
+    """Pickled files that ship with the pick (its own stem, or inside its PEFT folder).
+
+    They are never fetched; saying so tells the user what was left behind."""
+    if pick.is_folder:
+        prefix = f"{pick.path}/" if pick.path else ""
+        mine = [f.path for f in source.files if f.path.startswith(prefix) and "/" not in f.path[len(prefix):]]
+    else:
+        stem = pick.path[: -len(".safetensors")]
+        mine = [f.path for f in source.files if f.path.startswith(stem + ".")]
+    return [p for p in mine if p.lower().endswith(PICKLE_SUFFIXES)]
 
 
 def _carried(pick: Pick) -> list[tuple[str, str]]:

@@ -69,3 +69,25 @@ def _read_config(path: Path, label: str) -> dict:
     if not isinstance(data, dict):
         raise NotALora(f"{label}: adapter_config.json is not a JSON object of at most 1 MB")
     return data
+
+
+#: first bytes of pickled data: protocol 2+ opcodes, and torch's zip container
+_PICKLE_HEADS = tuple(bytes([0x80, proto]) for proto in range(2, 6)) + (b"PK\x03\x04",)
+
+
+def sidecar_problem(path: Path) -> str | None:
+    """Why a carried JSON sidecar must not be copied into the library, or None.
+
+    Sidecars are never loaded as code, but a pickle dressed as ``x.civitai.info``
+    sitting in the library is still a loaded gun for the next tool; only what
+    parses as the JSON object its name promises is carried over.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data.startswith(_PICKLE_HEADS):
+        return "pickled data (can run code when loaded), not JSON; not copied"
+    try:
+        parsed = orjson.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, orjson.JSONDecodeError):
+        return "not a JSON text file; not copied"
+    return None if isinstance(parsed, dict) else "not a JSON object; not copied"

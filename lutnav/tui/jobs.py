@@ -15,9 +15,12 @@ from catalog.scan import ScanProgress, ScanSummary
 
 def scan(root: Path, on_step: Callable[[ScanProgress], None], *,
          cancel: Callable[[], bool]) -> ScanSummary:
-    """Run ``lib.scan()`` on a connection of this thread's own, reporting each step."""
+    """Run ``lib.scan()`` on a connection of this thread's own, reporting each step.
+
+    Never waits for another process's scan: ``IndexBusy`` comes back at once as
+    a message, and the list keeps showing the index as it stands."""
     lib = Library(root)
-    gen = lib.scan(cancel=cancel)
+    gen = lib.scan(cancel=cancel, wait=False)
     try:
         while True:
             on_step(next(gen))

@@ -1,0 +1,81 @@
+"""The index stores bounded header metadata; ``show`` still reports all of it."""
+
+from __future__ import annotations
+
+import json
+
+from catalog.library import Library
+from catalog.stored_metadata import MAX_TOTAL_CHARS, MAX_VALUE_CHARS
+from tests.hubserver import run
+from tests.lorafiles import write_kohya
+
+BIG = 3 * 1024 * 1024  # characters: small enough for a quick test, far over the stored bound
+
+
+def _freq(n_chars: int) -> str:
+    """A kohya tag-frequency table of at least ``n_chars`` characters."""
+    text = json.dumps({"10_ink": {f"tag_{i}": i for i in range(n_chars // 16)}})
+    assert len(text) >= n_chars
+    return text
+
+
+def test_large_metadata_values_do_not_grow_the_index_and_show_reads_them_back(tmp_path):
+    root = tmp_path / "loras"
+    freq = _freq(BIG)
+    for i in range(2):
+        write_kohya(root / "style" / "big" / f"big{i}.safetensors", seed=i,
+                    metadata={"ss_tag_frequency": freq, "ss_output_name": f"big{i}"})
+    lib = Library(root)
+    lib.scan_all()
+    stored = lib.db.execute("select sum(length(metadata)) from header_metadata").fetchone()[0]
+    assert stored < 2 * MAX_VALUE_CHARS
+    out = json.loads(run(root, "show", "big0", "--json").output)
+    assert out["metadata"]["ss_tag_frequency"] == freq
+    assert out["metadata"]["ss_output_name"] == "big0"
+    assert (root / ".lutnav" / "catalog.db").stat().st_size < len(freq)
+
+
+def test_many_small_keys_are_bounded_too(tmp_path):
+    root = tmp_path / "loras"
+    meta = {f"key_{i}": "v" * 1000 for i in range(2000)}  # 2 MB in small values
+    write_kohya(root / "style" / "keys" / "keys.safetensors", metadata=meta)
+    lib = Library(root)
+    lib.scan_all()
+    assert lib.db.execute("select length(metadata) from header_metadata").fetchone()[0] < MAX_TOTAL_CHARS
+    assert lib.get("keys")["metadata"] == meta
+
+
+def test_a_file_changed_since_the_scan_says_so_instead_of_mixing_versions(tmp_path):
+    root = tmp_path / "loras"
+    path = write_kohya(root / "style" / "big" / "big.safetensors", metadata={"ss_tag_frequency": _freq(BIG)})
+    lib = Library(root)
+    lib.scan_all()
+    write_kohya(path, seed=5, metadata={"ss_tag_frequency": "{}"})
+    info = lib.get("big")
+    assert any("run `lutnav scan`" in w for w in info["warnings"])
+
+
+def test_small_metadata_is_stored_and_shown_as_is(tmp_path):
+    root = tmp_path / "loras"
+    meta = {"ss_output_name": "ink", "ss_network_dim": "8", "modelspec.title": "Ink"}
+    write_kohya(root / "style" / "ink" / "ink.safetensors", metadata=meta)
+    lib = Library(root)
+    lib.scan_all()
+    assert json.loads(lib.db.execute("select metadata from header_metadata").fetchone()[0]) == meta
+    assert lib.get("ink")["metadata"] == meta
+
+
+def test_header_text_fields_are_stored_cut_and_say_so(tmp_path):
+    root = tmp_path / "loras"
+    huge = "ink " * 500_000  # 2 MB of title, description, trigger words, training comment
+    meta = {"modelspec.title": huge, "modelspec.description": huge, "modelspec.trigger_phrase": huge,
+            "ss_training_comment": huge, "ss_output_name": "ink"}
+    write_kohya(root / "style" / "ink" / "ink.safetensors", metadata=meta)
+    lib = Library(root)
+    lib.scan_all()
+    row_chars = lib.db.execute("select length(title) + length(description) + length(trigger_words) + "
+                               "length(training) + length(header_fields) from entries").fetchone()[0]
+    assert row_chars < 256 * 1024
+    info = lib.get("ink")
+    assert info["title"].startswith("ink ink") and "characters in the file]" in info["title"]
+    assert info["metadata"]["modelspec.title"] == huge  # show still has the whole header
