@@ -225,17 +225,6 @@ def save_png(image, path: Path, parameters: str) -> Path:
     return path
 
 
-def free_preview_path(entry_file: Path) -> Path:
-    """``<stem>.preview.png`` when free, else the next ``<stem>.preview.N.png``."""
-    first = entry_file.with_name(f"{entry_file.stem}.preview.png")
-    if not first.exists():
-        return first
-    n = 2
-    while entry_file.with_name(f"{entry_file.stem}.preview.{n}.png").exists():
-        n += 1
-    return entry_file.with_name(f"{entry_file.stem}.preview.{n}.png")
-
-
 def default_prompt(entries: list[dict]) -> str:
     words: list[str] = []
     for e in entries:
