@@ -9,11 +9,10 @@ zip appears atomically and never replaces an existing file unless told to.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
+from catalog.durable import atomic_write
 from catalog.library import Library
 from catalog.sidecars import FOLDER_README, preview_root, sidecar_paths
 
@@ -58,15 +57,9 @@ def export_zip(lib: Library, name: str, out: Path, *, overwrite: bool = False) -
     if not out.parent.is_dir():
         raise ExportError(f"{out.parent} is not a folder")
     members = export_members(lib, name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
-            for path, arcname in members:
-                method = zipfile.ZIP_STORED if arcname.lower().endswith(STORED_SUFFIXES) else \
-                    zipfile.ZIP_DEFLATED
-                zf.write(path, arcname, compress_type=method)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(out) as fh, zipfile.ZipFile(fh, "w") as zf:
+        for path, arcname in members:
+            method = zipfile.ZIP_STORED if arcname.lower().endswith(STORED_SUFFIXES) else \
+                zipfile.ZIP_DEFLATED
+            zf.write(path, arcname, compress_type=method)
     return [arcname for _, arcname in members]

@@ -10,12 +10,10 @@ a one-line message says which extra to install.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.durable import atomic_write
 from catalog.library import Library
 
 from .errors import MissingExtra, MixError
@@ -213,15 +211,8 @@ def save_png(image, path: Path, parameters: str) -> Path:
 
     info = PngInfo()
     info.add_text("parameters", parameters)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as fh:
+        image.save(fh, format="PNG", pnginfo=info)
     return path
 
 
