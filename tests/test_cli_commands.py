@@ -31,3 +31,4 @@ def test_a_missing_command_module_fails_loudly():
 
 def test_the_default_command_is_registered():
     assert "tui" in cli_module.cli.commands
+
