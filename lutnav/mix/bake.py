@@ -72,7 +72,7 @@ def checkpoint_target(keys: set[str], module: tuple[str, str], family: str | Non
 def bake_into_model(lib: Library, items: list, base: Path, out: Path, *, overwrite: bool = False,
                     progress=None) -> BakeResult:
     """Write ``base`` with the blend added to every weight it adapts, to ``out`` (atomic)."""
-    from lutnav.tensors import load_lora
+    from .tensors import load_lora
 
     from .merge import module_union
 
@@ -148,7 +148,7 @@ def _copy(src, dst, count: int) -> None:
 
 def _adapted(name: str, info, raw: bytes, targets, loras, weights, base: Path):
     """One base weight plus every LoRA's ΔW for it, back in the weight's own dtype."""
-    from lutnav.tensors import FLOAT_TAGS, as_float, from_float, numpy, storage
+    from .tensors import FLOAT_TAGS, as_float, from_float, numpy, storage
 
     from .merge import delta
 
