@@ -65,7 +65,7 @@ def dense(f, weight: float = 1.0):
     """One module's ΔW in float64 from its stored factors."""
     import numpy as np
 
-    from lutnav.tensors import as_float
+    from lutnav.mix.tensors import as_float
 
     up = as_float(f.up, f.dtype, np.float64).reshape(f.up.shape[0], -1)
     down = as_float(f.down, f.dtype, np.float64).reshape(f.rank, -1)
@@ -76,7 +76,7 @@ def errors(root: Path, sample: int) -> None:
     import numpy as np
 
     from lutnav.mix.merge import one_thread, stacked, truncate
-    from lutnav.tensors import load_lora
+    from lutnav.mix.tensors import load_lora
 
     loras = [load_lora(root / f"style/bench/bench_{x}.safetensors") for x in "ab"]
     exact = load_lora(root / "style/bench/exact.safetensors")
@@ -111,7 +111,7 @@ def naive_vs_factored(root: Path, count: int) -> None:
     import torch
 
     from lutnav.mix.merge import one_thread, stacked, truncate
-    from lutnav.tensors import load_lora
+    from lutnav.mix.tensors import load_lora
 
     loras = [load_lora(root / f"style/bench/bench_{x}.safetensors") for x in "ab"]
     modules = list(loras[0].modules)

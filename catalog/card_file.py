@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import os
 import stat
-import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from catalog.card import Card, FIELD_KINDS, card_schema, check_card_dict, check_
 from catalog.card_text import CardTextError, edit_text, plain
 from catalog.errors import CardBusy, CardConflict, CardError, CardWriteError, SidecarError
 from catalog.textfile import UTF8_BOM, decode_utf8, has_bom
-from .durable import fsync_dir, temp_prefix
+from .durable import atomic_write
 
 #: A card is a few hundred bytes; the bound is the one every sidecar read has.
 MAX_CARD_BYTES = 4 * 1024 * 1024
@@ -284,18 +283,7 @@ def _validate_schema(path: Path, values: dict[str, Any]) -> None:
 
 
 def _atomic_write(path: Path, data: bytes, mode: int, expected: str | None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        # The edit window between read and rename is short but real; look once more.
-        _check_unchanged(path, read_card_bytes(path), expected)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    # The edit window between read and rename is short but real; look once more.
+    with atomic_write(path, mode=mode,
+                      before_replace=lambda: _check_unchanged(path, read_card_bytes(path), expected)) as fh:
+        fh.write(data)

@@ -221,6 +221,16 @@ class Library:
 
         return resolve(self, name_or_path)
 
+    def loadable_paths(self) -> list[str]:
+        from .query import loadable_paths
+
+        return loadable_paths(self)
+
+    def strength(self, rel: str) -> float | None:
+        from .query import strength
+
+        return strength(self, rel)
+
     def get(self, name_or_path: str) -> dict:
         from .query import show
 

@@ -47,6 +47,20 @@ def count_entries(lib: Library, **filters: str | None) -> int:
     return lib.db.execute(f"select count(*) from entries{where}", args).fetchone()[0]
 
 
+def loadable_paths(lib: Library) -> list[str]:
+    """Every entry whose tensors can be read (not a pickle), by path: what ``hash --all`` reads."""
+    return [r[0] for r in lib.db.execute(
+        "select path from entries where format != 'pickle' or format is null order by path")]
+
+
+def strength(lib: Library, rel: str) -> float | None:
+    """The recommended strength of the entry at ``rel`` (None when no card or header says)."""
+    row = next(lib.db.query("select strength from entries where path = ?", [rel]), None)
+    if row is None:
+        raise EntryNotFound(f"no entry at {rel!r}", hint="run `lutnav scan` to index it")
+    return row["strength"]
+
+
 def search(lib: Library, query: str, *, limit: int = 200, category: str | None = None,
            base: str | None = None, fmt: str | None = None) -> list[dict]:
     """Full-text search; every word must match (as a prefix), best matches first."""

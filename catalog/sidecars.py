@@ -19,6 +19,7 @@ from typing import Any
 
 from catalog.card import FIELD_KINDS
 from catalog.fields import coerce, merge_layers
+from catalog.preview_names import IMAGE_SUFFIXES, numbered_previews
 from catalog.sidecar_formats import (
     Parsed, from_a1111, from_civitai, from_lora_manager, from_stability_matrix,
 )
@@ -29,7 +30,6 @@ __all__ = [
     "card_path", "preview_root", "read_entry_cards", "sidecar_paths",
 ]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 PEFT_CARD_NAME = "lutnav.toml"
 FOLDER_README = "README.md"
 
@@ -87,6 +87,19 @@ def _preview_names(entry: str, is_folder: bool) -> list[str]:
         return [inner + s for s in IMAGE_SUFFIXES] + [named + ".preview" + s for s in IMAGE_SUFFIXES]
     base = os.path.splitext(entry)[0]
     return [base + s for s in _FILE_PREVIEWS]
+
+
+def _numbered(reader: SidecarReader, entry: str, is_folder: bool) -> list[str]:
+    """Numbered previews (``x.preview.2.png``) that exist; from the folder listing when kept."""
+    folder = entry if is_folder else os.path.dirname(entry)
+    names = None if is_folder else reader.names
+    if names is None:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return []
+    stem = "preview" if is_folder else os.path.splitext(os.path.basename(entry))[0]
+    return [os.path.join(folder, name) for name in numbered_previews(names, stem)]
 
 
 def sidecar_paths(entry_path: str | Path) -> list[Path]:
@@ -167,7 +180,8 @@ def read_entry_cards(
 
     return CardResult(
         fields=merge_layers(layers),
-        previews=reader.previews(_preview_names(entry, is_folder), refs),
+        previews=reader.previews(_preview_names(entry, is_folder) + _numbered(reader, entry, is_folder),
+                                 refs),
         warnings=reader.warnings,
         card_digest=digest,
         card_path=Path(cpath),

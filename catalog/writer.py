@@ -11,8 +11,6 @@ metadata keys, which the reference leaves to a hash map).
 from __future__ import annotations
 
 import math
-import os
-import secrets
 import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from catalog.header import DTYPE_BITS
-from .durable import fsync_dir, temp_prefix
+from .durable import atomic_write
 
 TensorSpec = tuple[str, Sequence[int], "bytes | None"]
 
@@ -89,42 +87,17 @@ def write_safetensors(
     text += b" " * (-len(text) % 8)
     data_offset = 8 + len(text)
 
-    fd, tmp_name = _create_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(struct.pack("<Q", len(text)))
-            out.write(text)
-            for _name, _dtype, _shape, start, end, data in layout:
-                if data is not None:
-                    out.seek(data_offset + start)
-                    out.write(data)
-                elif not sparse:
-                    out.seek(data_offset + start)
-                    _write_zeros(out, end - start)
-            out.truncate(data_offset + data_size)  # holes for sparse tensors at the end
-            out.flush()
-            if fsync:
-                os.fsync(out.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    if fsync:
-        fsync_dir(path.parent)
-
-
-def _create_temp(path: Path) -> tuple[int, str]:
-    """A new file beside ``path``, with the permissions a plain open would give it."""
-    while True:
-        name = str(path.with_name(f"{temp_prefix(path.name)}{secrets.token_hex(6)}.tmp"))
-        try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-            return os.open(name, flags, 0o666), name
-        except FileExistsError:
-            continue
+    with atomic_write(path, fsync=fsync) as out:
+        out.write(struct.pack("<Q", len(text)))
+        out.write(text)
+        for _name, _dtype, _shape, start, end, data in layout:
+            if data is not None:
+                out.seek(data_offset + start)
+                out.write(data)
+            elif not sparse:
+                out.seek(data_offset + start)
+                _write_zeros(out, end - start)
+        out.truncate(data_offset + data_size)  # holes for sparse tensors at the end
 
 
 def _layout(tensors: Mapping[str, TensorSpec]):

@@ -121,8 +121,7 @@ def hash_cmd(ctx, entries: tuple[str, ...], all_: bool, force: bool, as_json: bo
     lib = open_library(ctx)
     ensure_indexed(lib)
     if all_:
-        rels = [r[0] for r in lib.db.execute("select path from entries where format != 'pickle' "
-                                             "or format is null order by path")]
+        rels = lib.loadable_paths()
     elif entries:
         rels = [lib.resolve(e) for e in entries]
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import importlib
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -22,8 +23,10 @@ from . import __version__
 from .context import ensure_indexed, open_library, run_scan_with_progress
 from .output import echo_json, table
 
-#: optional command modules: each exposes COMMANDS, a list of click commands
-EXTENSIONS = ("lutnav.mix_cli", "lutnav.pull_cli", "lutnav.train_cli", "lutnav.label_cli", "lutnav.tui_cli")
+#: every module that adds commands; each exposes COMMANDS, a list of click commands.
+#: They import nothing heavy at module level, so listing them keeps `--help` fast.
+COMMAND_MODULES = ("lutnav.catalog_cli", "lutnav.mix_cli", "lutnav.pull_cli", "lutnav.train_cli",
+                   "lutnav.label_cli")
 
 
 class LutnavGroup(DefaultGroup):
@@ -160,19 +163,15 @@ def search_cmd(ctx, query: str, limit: int, as_json: bool) -> None:
         click.echo(f"nothing matches {query!r}", err=True)
 
 
-def _register_extensions() -> None:
-    for name in ("lutnav.catalog_cli", *EXTENSIONS):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+def register_commands(names: Iterable[str]) -> None:
+    """Add the COMMANDS of each module; a module that is missing or broken raises (no silent gaps)."""
+    for name in names:
+        module = importlib.import_module(name)
         for command in module.COMMANDS:
             cli.add_command(command)
 
 
-_register_extensions()
+register_commands(COMMAND_MODULES)
 
 
 def main() -> None:

@@ -10,11 +10,10 @@ zip appears atomically and never replaces an existing file unless told to.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
-from catalog.durable import new_file_mode, temp_prefix
+from catalog.durable import atomic_write
 from catalog.library import Library
 from catalog.sidecars import FOLDER_README, preview_root, sidecar_paths
 
@@ -63,18 +62,11 @@ def export_zip(lib: Library, name: str, out: Path, *, overwrite: bool = False) -
         raise ExportError(f"{out.parent} is not a folder")
     members = export_members(lib, name)
     _refuse_own_files(out, [path for path, _ in members], lib.abspath(lib.resolve(name)))
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out.name), suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
-            for path, arcname in members:
-                method = zipfile.ZIP_STORED if arcname.lower().endswith(STORED_SUFFIXES) else \
-                    zipfile.ZIP_DEFLATED
-                zf.write(path, arcname, compress_type=method)
-        os.chmod(tmp, new_file_mode())  # a shared zip, not a private temp file
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(out) as fh, zipfile.ZipFile(fh, "w") as zf:
+        for path, arcname in members:
+            method = zipfile.ZIP_STORED if arcname.lower().endswith(STORED_SUFFIXES) else \
+                zipfile.ZIP_DEFLATED
+            zf.write(path, arcname, compress_type=method)
     return [arcname for _, arcname in members]
 
 

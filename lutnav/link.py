@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from catalog.library import Library
 
 from .export import export_members
 from .pull.errors import LinkError
-from catalog.durable import file_sha256, temp_prefix
+from catalog.durable import atomic_write, file_sha256
 
 LINK_NAME = "lutnav"
 MANIFEST = ".lutnav-copies.json"
@@ -246,12 +245,5 @@ def _check_edit(path: Path, before: dict, new: str, undo: bool) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, mode=mode) as fh:
+        fh.write(text.encode("utf-8"))

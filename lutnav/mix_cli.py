@@ -309,7 +309,7 @@ def check_cmd(ctx, name: str, client: str, show_keys: bool, as_json: bool) -> No
     from catalog.header import read_header
 
     from catalog.clients import CLIENTS, check_client
-    from .tensors import weights_path
+    from .mix.tensors import weights_path
 
     path = Path(name)
     if not (path.is_file() and path.suffix == ".safetensors"):

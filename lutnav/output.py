@@ -40,12 +40,13 @@ def table(rows: Iterable[Sequence[object]], headers: Sequence[str], *,
 
 
 def human_size(n: int | None, *, compact: bool = False) -> str:
-    """Bytes as people read them: "12.3 MB" (or "12.3M" for a narrow table column)."""
+    """Bytes as people read them, in powers of 1024 named as such: "12.3 MiB" (or "12.3M", as
+    ``ls -h`` writes it, for a narrow table column). The one size formatter of the CLI and TUI."""
     if n is None:
         return "" if compact else "size unknown"
     size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
             label = unit[0] if compact else f" {unit}"
             return f"{size:.0f}{label}" if unit == "B" else f"{size:.1f}{label}"
         size /= 1024

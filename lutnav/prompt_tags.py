@@ -48,8 +48,8 @@ def parse_specs(texts: list[str] | tuple[str, ...]) -> list[Spec]:
 
 
 def default_weight(lib: Library, rel: str) -> float:
-    row = next(lib.db.query("select strength from entries where path = ?", [rel]))
-    return float(row["strength"]) if row["strength"] is not None else 1.0
+    strength = lib.strength(rel)
+    return float(strength) if strength is not None else 1.0
 
 
 def _unprintable(ch: str) -> bool:

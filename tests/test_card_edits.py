@@ -353,7 +353,7 @@ def test_a_card_that_cannot_be_written_is_one_line_and_the_old_card_stays(indexe
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(card_file.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(card_file, "atomic_write", denied)
     res = card(indexed, "strength=0.1")
     assert res.exit_code == 1 and "ink.toml: cannot write the card (Permission denied)" in res.output
     assert "Traceback" not in res.output

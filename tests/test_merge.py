@@ -18,7 +18,7 @@ def dense(path) -> dict:
     """ΔW per module (float64) of a LoRA file, the slow obvious way."""
     import numpy as np
 
-    from lutnav.tensors import as_float, load_lora
+    from lutnav.mix.tensors import as_float, load_lora
 
     out = {}
     for module, f in load_lora(path).modules.items():
@@ -152,7 +152,7 @@ def test_rank_outside_the_concatenated_rank_is_refused_without_a_file(lib, rank)
 
 def test_alpha_of_a_diffusers_file_comes_from_its_adapter_metadata(tmp_path):
     from catalog.writer import write_safetensors
-    from lutnav.tensors import load_lora
+    from lutnav.mix.tensors import load_lora
     from tests.mixlib import lora_bytes
 
     mods = pick("sd1", SD1_PICK, style="diffusers")

@@ -25,7 +25,7 @@ SD1_TARGETS = {  # LDM checkpoint key -> (diffusers module path, part, shape)
 def read(path, key):
     import numpy as np
 
-    from lutnav.tensors import as_float, storage
+    from lutnav.mix.tensors import as_float, storage
 
     h = read_header(path)
     info = h.tensors[key]
@@ -42,7 +42,7 @@ def test_bake_adds_the_blend_to_the_weights_it_adapts_and_copies_the_rest(tmp_pa
     import numpy as np
 
     from lutnav.mix.merge import delta
-    from lutnav.tensors import load_lora
+    from lutnav.mix.tensors import load_lora
 
     lib = build_library(tmp_path / "loras")
     rng = np.random.default_rng(0)

@@ -9,7 +9,8 @@ from catalog.errors import CatalogError
 from lutnav.cli import cli
 from lutnav.mix.errors import MixError
 from lutnav.mix.grid import compose_grid, parse_weights
-from lutnav.mix.preview import Settings, Shot, a1111_parameters, free_preview_path, model_for
+from catalog.preview_names import free_preview_path
+from lutnav.mix.preview import Settings, Shot, a1111_parameters, model_for
 
 
 def test_grid_sheet_has_one_cell_per_checkpoint_and_weight():

@@ -61,9 +61,9 @@ def test_pull_files_a_lora_with_its_card_previews_and_index(hub, library):
     assert card["title"] == "Watercolor LoRA"
     assert card["description"] == "Soft watercolor washes for SD 1.5."
     assert "a wcstyle painting of a cat" in card["notes"]
-    assert card["previews"] == ["watercolor.preview.png", "watercolor.preview-2.png"]
+    assert card["previews"] == ["watercolor.preview.png", "watercolor.preview.2.png"]
     assert (folder / "watercolor.preview.png").read_bytes() == png_bytes(1)
-    assert (folder / "watercolor.preview-2.png").read_bytes() == png_bytes(2)
+    assert (folder / "watercolor.preview.2.png").read_bytes() == png_bytes(2)
     # nothing but the chosen weights, the card and the images was fetched; never the pickle
     assert sorted(hub.fetched()) == ["README.md", "images/cat.png", "images/harbour.png",
                                      "watercolor.safetensors"]

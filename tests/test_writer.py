@@ -147,3 +147,33 @@ def test_encode_floats_matches_numpy_and_rounds_bf16_to_nearest_even():
     assert nan & 0x7F80 == 0x7F80 and nan & 0x007F
     with pytest.raises(ValueError):
         encode_floats([1.0], "I8")
+
+
+def test_atomic_write_leaves_the_old_file_when_the_write_fails(tmp_path):
+    from catalog.durable import atomic_write
+
+    path = tmp_path / "card.toml"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_write(path) as fh:
+        fh.write(b"half of the ne")
+        raise RuntimeError("disk full")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["card.toml"]  # no temp file left
+
+
+def test_atomic_write_replaces_at_once_with_the_mode_asked_for(tmp_path):
+    from catalog.durable import atomic_write
+
+    path = tmp_path / ("x" * 250 + ".toml")  # a 255-byte name still gets a temp name
+    with atomic_write(path, mode=0o640) as fh:
+        fh.write(b"new")
+        assert not path.exists()  # nothing visible until the block ends
+    assert path.read_bytes() == b"new" and stat.S_IMODE(path.stat().st_mode) == 0o640
+    refused = tmp_path / "refused.toml"
+    with pytest.raises(ValueError), atomic_write(refused, before_replace=_refuse) as fh:
+        fh.write(b"data")
+    assert not refused.exists() and len(list(tmp_path.iterdir())) == 1
+
+
+def _refuse():
+    raise ValueError("changed on disk meanwhile")

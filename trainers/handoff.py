@@ -93,19 +93,16 @@ def _place_folder(artifact: Path, dest: Path, card: dict[str, Any]) -> None:
 
 def _place_file(artifact: Path, dest: Path, card: dict[str, Any], previews, slot) -> None:
     from catalog.card_file import write_card
+    from catalog.durable import atomic_write
+    from catalog.preview_names import preview_path
 
-    staging = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
-    shutil.copyfile(artifact, staging)
-    try:
-        # replacing the entry (allowed by check_filing) replaces its card too, in one rename
+    # the LoRA appears last, once its card and previews are in place
+    with atomic_write(dest) as out, open(artifact, "rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
+        # replacing the entry (allowed by check_filing) replaces its card too
         write_card(slot.path, card, expected_digest=slot.digest, fresh=True)
-        for i, preview in enumerate(previews):
-            suffix = "" if i == 0 else f".{i}"
-            shutil.copyfile(preview, dest.with_name(f"{dest.stem}.preview{suffix}{Path(preview).suffix}"))
-        os.replace(staging, dest)
-    finally:
-        if staging.exists():
-            staging.unlink()
+        for n, preview in enumerate(previews, 1):
+            shutil.copyfile(preview, preview_path(dest, n, Path(preview).suffix, is_folder=False))
 
 
 def _swap_in(staging: Path, dest: Path) -> None:

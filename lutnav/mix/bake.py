@@ -12,16 +12,13 @@ with q/k/v stacked) and bare diffusers UNet files (``down_blocks.…``).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import struct
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.durable import temp_prefix
+from catalog.durable import atomic_write
 from catalog.header import read_header
 from catalog.keynames import TE1, TE2, UNET, diffusers_to_ldm
 from catalog.library import Library
@@ -75,7 +72,7 @@ def checkpoint_target(keys: set[str], module: tuple[str, str], family: str | Non
 def bake_into_model(lib: Library, items: list, base: Path, out: Path, *, overwrite: bool = False,
                     progress=None) -> BakeResult:
     """Write ``base`` with the blend added to every weight it adapts, to ``out`` (atomic)."""
-    from lutnav.tensors import load_lora
+    from .tensors import load_lora
 
     from .merge import module_union
 
@@ -126,27 +123,18 @@ def _header_bytes(header, metadata: dict[str, str]) -> bytes:
 def _stream(base: Path, header, metadata, out: Path, plan, loras, weights, progress) -> None:
     order = sorted(header.tensors.items(), key=lambda kv: kv[1].start)
     head = _header_bytes(header, metadata)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out.name), suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as dst, open(base, "rb") as src:
-            dst.write(struct.pack("<Q", len(head)))
-            dst.write(head)
-            for done, (name, info) in enumerate(order, 1):
-                src.seek(header.data_offset + info.start)
-                if name in plan:
-                    raw = src.read(info.end - info.start)
-                    dst.write(_adapted(name, info, raw, plan[name], loras, weights, base))
-                else:
-                    _copy(src, dst, info.end - info.start)
-                if progress is not None:
-                    progress(done, len(order))
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(out) as dst, open(base, "rb") as src:
+        dst.write(struct.pack("<Q", len(head)))
+        dst.write(head)
+        for done, (name, info) in enumerate(order, 1):
+            src.seek(header.data_offset + info.start)
+            if name in plan:
+                raw = src.read(info.end - info.start)
+                dst.write(_adapted(name, info, raw, plan[name], loras, weights, base))
+            else:
+                _copy(src, dst, info.end - info.start)
+            if progress is not None:
+                progress(done, len(order))
 
 
 def _copy(src, dst, count: int) -> None:
@@ -160,7 +148,7 @@ def _copy(src, dst, count: int) -> None:
 
 def _adapted(name: str, info, raw: bytes, targets, loras, weights, base: Path):
     """One base weight plus every LoRA's ΔW for it, back in the weight's own dtype."""
-    from lutnav.tensors import FLOAT_TAGS, as_float, from_float, numpy, storage
+    from .tensors import FLOAT_TAGS, as_float, from_float, numpy, storage
 
     from .merge import delta
 

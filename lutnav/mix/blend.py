@@ -97,7 +97,7 @@ def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int |
     no layer and applies the most common alpha everywhere, so varying alphas would
     load at the wrong scale there.
     """
-    from lutnav.tensors import load_lora
+    from .tensors import load_lora
 
     start = time.perf_counter()
     out, slot = claim_output(out, overwrite=overwrite)

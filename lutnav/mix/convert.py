@@ -47,7 +47,7 @@ def convert_file(src: str | Path, to: str, out: str | Path | None = None, *,
                  overwrite: bool = False, family: str | None = None) -> ConvertResult:
     """Rewrite ``src`` with ``to`` key names into ``out`` (atomic; never over ``src``)."""
     from catalog.classify import classify
-    from lutnav.tensors import _fallback_alphas, weights_path
+    from .tensors import _fallback_alphas, weights_path
 
     if to not in TARGETS:
         raise MixError(f"--to must be one of {', '.join(TARGETS)}, not {to!r}")

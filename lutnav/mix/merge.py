@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from lutnav.tensors import as_float, from_float, numpy
+from .tensors import as_float, from_float, numpy
 
 from .errors import MergeInputError, MixError
 

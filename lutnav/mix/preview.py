@@ -10,13 +10,10 @@ a one-line message says which extra to install.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalog.durable import temp_prefix
+from catalog.durable import atomic_write
 from catalog.library import Library
 
 from .errors import MissingExtra, MixError
@@ -216,27 +213,9 @@ def save_png(image, path: Path, parameters: str) -> Path:
 
     info = PngInfo()
     info.add_text("parameters", parameters)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as fh:
+        image.save(fh, format="PNG", pnginfo=info)
     return path
-
-
-def free_preview_path(entry_file: Path) -> Path:
-    """``<stem>.preview.png`` when free, else the next ``<stem>.preview.N.png``."""
-    first = entry_file.with_name(f"{entry_file.stem}.preview.png")
-    if not first.exists():
-        return first
-    n = 2
-    while entry_file.with_name(f"{entry_file.stem}.preview.{n}.png").exists():
-        n += 1
-    return entry_file.with_name(f"{entry_file.stem}.preview.{n}.png")
 
 
 def default_prompt(entries: list[dict]) -> str:

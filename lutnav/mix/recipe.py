@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import schemas
 from catalog.durable import open_regular
+from catalog.toml_lines import line_of
 from lutnav.prompt_tags import Spec
 
 from .errors import RecipeError
@@ -98,22 +98,6 @@ def _unknown_keys(values: dict, schema: dict, text: str, path: Path, *, table: s
         where = f"[{'[' + table + ']' if table == 'lora' else table}] " if table else ""
         at = f"line {line}: " if line else ""
         raise RecipeError(f"{at}unknown key {where}`{key}` — {hint}", path=path)
-
-
-def line_of(text: str, key: str, *, table: str | None = None, index: int = 0) -> int | None:
-    """1-based line where ``key = …`` is written (inside the ``index``-th ``table``)."""
-    lines = text.splitlines()
-    start = 0
-    if table is not None:
-        header = re.compile(rf"^\s*\[{{1,2}}\s*{re.escape(table)}\s*\]{{1,2}}\s*(#.*)?$")
-        hits = [n for n, line in enumerate(lines) if header.match(line)]
-        if len(hits) > index:
-            start = hits[index] + 1
-    pattern = re.compile(rf"""^\s*(?:["']?{re.escape(key)}["']?)\s*=|[{{,]\s*["']?{re.escape(key)}["']?\s*=""")
-    for n in range(start, len(lines)):
-        if pattern.search(lines[n]):
-            return n + 1
-    return None
 
 
 def _build(raw: dict, path: Path) -> Recipe:

@@ -12,10 +12,11 @@ from pathlib import Path
 from catalog.card_file import read_card, write_card
 from catalog.errors import PathOutsideLibrary
 from catalog.library import Library
+from catalog.preview_names import free_preview_path, preview_path
 from catalog.sidecars import card_path
 
 from .errors import MixError
-from .preview import Settings, Shot, default_prompt, free_preview_path, model_for, run_shots
+from .preview import Settings, Shot, default_prompt, model_for, run_shots
 
 
 def image_entry(lib: Library, name: str) -> tuple[str, dict, Path]:
@@ -39,7 +40,7 @@ def preview_entry(lib: Library, name: str, s: Settings, *, model: str | None = N
     rel, entry, file = image_entry(lib, name)
     base_model = model_for(lib, entry["base_model"], model)
     weight = entry.get("strength") if entry.get("strength") is not None else 1.0
-    shot = Shot(entry["name"], [(file, file.stem, float(weight))], free_preview_path(file),
+    shot = Shot(entry["name"], [(file, file.stem, float(weight))], free_preview_path(file, is_folder=False),
                 s.prompt or default_prompt([entry]),
                 s.negative_prompt or entry.get("negative_prompt") or "")
     paths = run_shots(base_model, [shot], s, progress)
@@ -50,7 +51,8 @@ def preview_entry(lib: Library, name: str, s: Settings, *, model: str | None = N
 
 def record_previews(file: Path, paths: list[Path]) -> None:
     """List numbered previews in the card (the conventional one is found without it)."""
-    extra = [p.name for p in paths if p.name != f"{file.stem}.preview.png"]
+    first = preview_path(file, 1, is_folder=False).name
+    extra = [p.name for p in paths if p.name != first]
     if not extra:
         return
     card = card_path(file, is_folder=False)
@@ -76,7 +78,7 @@ def preview_blend(lib: Library, items: list, s: Settings, *, model: str | None =
     shots = [Shot(f"{i.name}:{i.weight:g}", [f], out_dir / f"{label}.{i.name}.png", prompt, negative)
              for i, f in zip(items, files)]
     if merged is not None:
-        blend_out = free_preview_path(merged)
+        blend_out = free_preview_path(merged, is_folder=False)
         shots.append(Shot(f"merged {merged.stem}", [(merged, merged.stem, 1.0)], blend_out, prompt, negative))
     else:
         shots.append(Shot(f"blend {label}", files, out_dir / f"{label}.blend.png", prompt, negative))

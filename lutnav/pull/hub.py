@@ -12,7 +12,6 @@ Every client error becomes one :mod:`lutnav.pull.errors` error saying what to do
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,9 +21,6 @@ from .errors import (
     LOGIN_HINT, DownloadFailed, GatedRepo, HubUnreachable, PullError, RepoNotFound, RevisionNotFound,
     UnsafeName,
 )
-
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-
 
 @dataclass(frozen=True, slots=True)
 class RemoteFile:
@@ -134,58 +130,48 @@ def latest_commit(repo_id: str, revision: str | None = None) -> str:
 
 
 def download(snap: Snapshot, path: str) -> Path:
-    """One file of ``snap`` into the Hugging Face cache, at the snapshot's commit."""
-    from huggingface_hub import hf_hub_download
+    """One file of ``snap`` into the Hugging Face cache, at the snapshot's commit.
 
+    A branch or tag is fetched by its name, so the client records where it points
+    and offline mode finds it later; should it have moved since the listing, the
+    file is fetched again at the listed commit, so every file of a pull belongs
+    to one commit.
+    """
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    offline_now = snap.from_cache or offline()
+    by_name = not offline_now and snap.revision != snap.commit and bool(snap.commit)
     with hub_errors(snap.repo_id, snap.revision, path):
         local = Path(hf_hub_download(
-            snap.repo_id, path, revision=snap.commit, cache_dir=cache_dir(), endpoint=endpoint(),
-            local_files_only=snap.from_cache or offline(),
+            snap.repo_id, path, revision=snap.revision if by_name else snap.commit,
+            cache_dir=cache_dir(), endpoint=endpoint(), local_files_only=offline_now,
         ))
-    if not snap.from_cache:
-        _remember_ref(snap)
+        if by_name:
+            at_commit = try_to_load_from_cache(snap.repo_id, path, cache_dir=cache_dir(),
+                                               revision=snap.commit)
+            if not isinstance(at_commit, str) or Path(at_commit) != local:
+                local = Path(hf_hub_download(snap.repo_id, path, revision=snap.commit,
+                                             cache_dir=cache_dir(), endpoint=endpoint()))
     return local
-
-
-def _remember_ref(snap: Snapshot) -> None:
-    """Record ``refs/<revision>`` → commit in the cache, as the client does for branch downloads,
-    so offline mode can find this revision later (files are fetched by commit, which skips it)."""
-    from huggingface_hub.file_download import repo_folder_name
-
-    parts = snap.revision.split("/")
-    if COMMIT_RE.match(snap.revision) or not COMMIT_RE.match(snap.commit) or not _plain(parts):
-        return
-    ref = cache_dir() / repo_folder_name(repo_id=snap.repo_id, repo_type="model") / "refs"
-    ref = ref.joinpath(*parts)
-    try:
-        if not ref.is_file() or ref.read_text("utf-8") != snap.commit:
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            ref.write_text(snap.commit, "utf-8")
-    except OSError:
-        pass  # a read-only cache only costs offline mode this shortcut
 
 
 def cached_snapshot(repo_id: str, revision: str) -> Snapshot | None:
     """What the Hugging Face cache holds of ``repo_id`` at ``revision`` (files fetched before)."""
-    from huggingface_hub.file_download import repo_folder_name
+    from huggingface_hub import CacheNotFound, scan_cache_dir
 
-    storage = cache_dir() / repo_folder_name(repo_id=repo_id, repo_type="model")
-    commit = revision if COMMIT_RE.match(revision) else None
-    if commit is None:
-        if not _plain(revision.split("/")):
-            return None
-        ref = storage.joinpath("refs", *revision.split("/"))
-        if not ref.is_file():
-            return None
-        commit = ref.read_text("utf-8").strip()
-    folder = storage / "snapshots" / commit
-    if not COMMIT_RE.match(commit) or not folder.is_dir():
+    try:
+        cache = scan_cache_dir(cache_dir())
+    except (CacheNotFound, ValueError, OSError):  # no cache yet, or not a folder
         return None
-    files = []
-    for item in sorted(folder.rglob("*")):
-        if item.is_file():
-            files.append(RemoteFile(item.relative_to(folder).as_posix(), item.stat().st_size))
-    return Snapshot(repo_id, revision, commit, tuple(files), from_cache=True)
+    for repo in cache.repos:
+        if repo.repo_id != repo_id or repo.repo_type != "model":
+            continue
+        for rev in repo.revisions:
+            if rev.commit_hash == revision or revision in rev.refs:
+                files = sorted((RemoteFile(f.file_path.relative_to(rev.snapshot_path).as_posix(),
+                                           f.size_on_disk) for f in rev.files), key=lambda f: f.path)
+                return Snapshot(repo_id, revision, rev.commit_hash, tuple(files), from_cache=True)
+    return None
 
 
 @contextmanager
@@ -230,11 +216,6 @@ def hub_errors(repo_id: str, revision: str, path: str | None = None) -> Iterator
         if "Consistency check failed" in str(exc):
             raise DownloadFailed(f"{what}: the download arrived incomplete") from None
         raise DownloadFailed(f"{what}: {exc.strerror or exc}") from None
-
-
-def _plain(parts: list[str]) -> bool:
-    """Revision parts that are safe as cache folder names (``refs/pr/1``, never ``..``)."""
-    return all(p not in ("", ".", "..") and "\\" not in p for p in parts)
 
 
 def _token_state() -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from catalog.card_slot import card_slot
 from catalog.errors import PathOutsideLibrary
 from catalog.library import Library
+from catalog.preview_names import preview_path
 from catalog.sidecars import card_path
 
 from .errors import UnsafeName
@@ -95,10 +96,8 @@ class Target:
         return self.weights / "lutnav.toml" if self.is_folder else card_path(self.weights)
 
     def preview(self, index: int, suffix: str) -> Path:
-        tail = "" if index == 0 else f"-{index + 1}"
-        if self.is_folder:
-            return self.weights / f"preview{tail}{suffix}"
-        return self.folder / f"{self.stem}.preview{tail}{suffix}"
+        """Where preview ``index`` (0-based) goes."""
+        return preview_path(self.weights, index + 1, suffix, is_folder=self.is_folder)
 
 
 def choose_target(lib: Library, category: str, theme: str | None, stem: str, *, is_folder: bool,

@@ -29,7 +29,6 @@ from .entry_table import EntryTable
 from .folder_tree import FolderTree
 from .help_screen import HelpScreen
 from .search_bar import SearchBar
-from .styles import CSS
 from .view_loading import ViewLoading
 
 LIBRARY_CHECK_SECONDS = 2.0  # how often to look whether the library folder still exists
@@ -46,7 +45,7 @@ EMPTY_TEXT = (
 class LutnavApp(ViewLoading, Background, App):
     TITLE = "lutnav"
     ENABLE_COMMAND_PALETTE = False  # the footer needs the room at 80 columns
-    CSS = CSS
+    CSS_PATH = ["app.tcss", "basket.tcss", "dialogs.tcss"]  # beside this file, shipped as package data
     BINDINGS = [
         Binding("slash", "search", "search"),
         Binding("space", "basket", "basket"),

@@ -10,6 +10,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from lutnav.output import human_size
+
 #: card fields in the order a person reads them
 CARD_ROWS = (
     ("title", "title"), ("trigger words", "trigger_words"), ("strength", "strength"),
@@ -39,7 +41,7 @@ def _text(value: object) -> str:
 def _size(n: int | None) -> str:
     if not n:
         return ""
-    return f"{n:,} bytes" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB ({n:,} bytes)"
+    return f"{n:,} bytes" if n < 1024 * 1024 else f"{human_size(n)} ({n:,} bytes)"
 
 
 def header_rows(info: dict) -> list[tuple[str, str, str]]:

@@ -23,7 +23,7 @@ from typing import Any
 from catalog.header import read_header, read_scalars
 from catalog.keynames import TE1, TE2, UNET, parse_key
 
-from .mix.errors import MergeInputError, MissingExtra
+from .errors import MergeInputError, MissingExtra
 
 _METADATA_PREFIX = {UNET: "unet", TE1: "text_encoder", TE2: "text_encoder_2"}
 FLOAT_TAGS = ("F16", "BF16", "F32", "F64")

@@ -1,8 +1,9 @@
-"""Where each top-level key of a TOML text is, for messages that name the line.
+"""Where a key is written in a TOML text, for messages that name the line.
 
-tomllib gives values but no positions; this follows the lines at top level
-only, skipping the insides of multi-line arrays and strings.  Good enough for
-config files (flat ``key = value`` lines), which is all it is used for.
+tomllib gives values but no positions. :func:`key_lines` follows the lines at
+top level only, skipping the insides of multi-line arrays and strings (train
+configs: flat ``key = value`` lines); :func:`line_of` finds one key inside the
+nth ``[table]`` / ``[[table]]`` or an inline table (mix recipes).
 """
 
 from __future__ import annotations
@@ -63,3 +64,19 @@ def _bracket_balance(line: str, *, whole: bool) -> int:
         elif ch in "]}":
             balance -= 1
     return balance
+
+
+def line_of(text: str, key: str, *, table: str | None = None, index: int = 0) -> int | None:
+    """1-based line where ``key = …`` is written (inside the ``index``-th ``table``)."""
+    lines = text.splitlines()
+    start = 0
+    if table is not None:
+        header = re.compile(rf"^\s*\[{{1,2}}\s*{re.escape(table)}\s*\]{{1,2}}\s*(#.*)?$")
+        hits = [n for n, line in enumerate(lines) if header.match(line)]
+        if len(hits) > index:
+            start = hits[index] + 1
+    pattern = re.compile(rf"""^\s*(?:["']?{re.escape(key)}["']?)\s*=|[{{,]\s*["']?{re.escape(key)}["']?\s*=""")
+    for n in range(start, len(lines)):
+        if pattern.search(lines[n]):
+            return n + 1
+    return None
