@@ -7,7 +7,6 @@ arithmetic lives here once and the loop calls it too.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from dataclasses import dataclass, field
