@@ -27,7 +27,7 @@ import tomli_w
 from catalog.layouts import LLMShape, lora_modules, lora_tensors
 from catalog.writer import encode_floats, write_safetensors
 
-#: written at the root so that a later `lutnav demo` may refresh the tree it made
+#: written at the root so that a later `lutnav demo` may add what is missing there
 MARKER = ".lutnav-demo"
 SEED = 1337
 
@@ -83,8 +83,10 @@ _TINY_LLAMA = LLMShape(hidden=64, intermediate=172, layers=2, kv_width=32)
 def write_demo(root: Path) -> list[Path]:
     """Write the demo library under ``root``; return every file written, sorted.
 
-    ``root`` may be missing, empty, or an earlier demo (its files are rewritten;
-    anything a user added there is left alone). Any other non-empty folder is
+    ``root`` may be missing, empty, or an earlier demo. In an earlier demo only
+    the files that are missing are written: a file that exists — a card the user
+    edited, a LoRA they replaced — is never touched, so running the demo again
+    repairs what was deleted and loses nothing. Any other non-empty folder is
     refused, so a user's own LoRAs never get demo files mixed in.
     """
     root = Path(root)
@@ -186,9 +188,9 @@ def _character(out: _Out) -> None:
         "title": "zzcat", "description": "A grey tabby cat called zzcat.", "trigger_words": ["zzcat"],
         "strength": 0.8, "themes": ["cat", "pet"], "tags": ["cat"], "type": "character"})
     out.preview("character/cats/zzcat.png", "cat", 0.12, "cat")  # A1111's other preview spelling
-    out.lora("character/cats/broken_download", "sd1", _SD_PICK, alpha=2.0, metadata={"ss_network_dim": "4"})
-    broken = out.root / "character/cats/broken_download.safetensors"
-    os.truncate(broken, broken.stat().st_size - 1024)  # an interrupted download
+    if out.lora("character/cats/broken_download", "sd1", _SD_PICK, alpha=2.0, metadata={"ss_network_dim": "4"}):
+        broken = out.root / "character/cats/broken_download.safetensors"
+        os.truncate(broken, broken.stat().st_size - 1024)  # an interrupted download
 
     out.lora("character/heroes/herocat", "sd1", _SD_PICK, alpha=2.0, metadata=_kohya_meta(
         "herocat", "sd_v1", 4, 2.0, {"herocat": 30, "red cape": 25, "flying": 12}))
@@ -249,49 +251,65 @@ def _kohya_meta(name: str, version: str, rank: int, alpha: float, tags: dict[str
 
 
 class _Out:
-    """Writes files under the root and remembers them."""
+    """Writes the files that are missing under the root and remembers them.
+
+    Each writer returns whether it wrote: a path that exists (a file, a folder,
+    a link) belongs to the user from then on and is left exactly as it is.
+    """
 
     def __init__(self, root: Path):
         self.root = root
         self.written: list[Path] = []
+        self.kept: list[Path] = []
 
-    def _path(self, rel: str) -> Path:
+    def _path(self, rel: str) -> Path | None:
         path = self.root.joinpath(*rel.split("/"))
+        if path.exists() or path.is_symlink():
+            self.kept.append(path)
+            return None
         path.parent.mkdir(parents=True, exist_ok=True)
         self.written.append(path)
         return path
 
-    def bytes(self, rel: str, data: bytes) -> None:
-        self._path(rel).write_bytes(data)
+    def bytes(self, rel: str, data: bytes) -> bool:
+        path = self._path(rel)
+        if path is not None:
+            path.write_bytes(data)
+        return path is not None
 
-    def text(self, rel: str, text: str) -> None:
-        self.bytes(rel, text.encode("utf-8"))
+    def text(self, rel: str, text: str) -> bool:
+        return self.bytes(rel, text.encode("utf-8"))
 
-    def json(self, rel: str, data: object) -> None:
-        self.text(rel, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    def json(self, rel: str, data: object) -> bool:
+        return self.text(rel, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
-    def toml(self, rel: str, data: dict) -> None:
-        self.text(rel, tomli_w.dumps(data))
+    def toml(self, rel: str, data: dict) -> bool:
+        return self.text(rel, tomli_w.dumps(data))
 
     def lora(self, stem: str, family: str, pick: str, *, style: str = "kohya", parts=("unet", "te"),
              conv: bool = False, rank: int = 4, alpha: float, dtype: str = "F16", network: str = "lora",
-             conv_rank: int | None = None, metadata: dict[str, str]) -> None:
+             conv_rank: int | None = None, metadata: dict[str, str]) -> bool:
+        path = self._path(stem + ".safetensors")
+        if path is None:
+            return False
         modules = [m for m in lora_modules(family, style=style, parts=parts, conv=conv)
                    if re.search(pick, m.name.replace(".", "_"))]
         specs = lora_tensors(modules, rank, alpha, dtype, network=network, conv_rank=conv_rank)
         rng = random.Random(f"{SEED}:{stem}")
         tensors = {key: (dt, shape, _values(key, dt, shape, alpha, rng)) for key, (dt, shape) in specs.items()}
-        write_safetensors(self._path(stem + ".safetensors"), tensors, metadata, fsync=False)
+        write_safetensors(path, tensors, metadata, fsync=False)
+        return True
 
     def adapter(self, folder: str, targets: tuple[str, ...], *, rank: int, alpha: float) -> None:
         """A PEFT ``save_pretrained`` folder for a 2-layer, 64-wide Llama (the size text-trainer tests use)."""
-        modules = [m for m in lora_modules("llm", style="peft-llm", llm=_TINY_LLAMA)
-                   if m.name.rsplit(".", 1)[-1] in targets]
-        specs = lora_tensors(modules, rank, alpha, "F32")
-        rng = random.Random(f"{SEED}:{folder}")
-        tensors = {key: (dt, shape, _values(key, dt, shape, alpha, rng)) for key, (dt, shape) in specs.items()}
-        write_safetensors(self._path(f"{folder}/adapter_model.safetensors"), tensors, {"format": "pt"},
-                          fsync=False)
+        path = self._path(f"{folder}/adapter_model.safetensors")
+        if path is not None:
+            modules = [m for m in lora_modules("llm", style="peft-llm", llm=_TINY_LLAMA)
+                       if m.name.rsplit(".", 1)[-1] in targets]
+            specs = lora_tensors(modules, rank, alpha, "F32")
+            rng = random.Random(f"{SEED}:{folder}")
+            tensors = {key: (dt, shape, _values(key, dt, shape, alpha, rng)) for key, (dt, shape) in specs.items()}
+            write_safetensors(path, tensors, {"format": "pt"}, fsync=False)
         self.json(f"{folder}/adapter_config.json", {
             "base_model_name_or_path": "lutnav-demo/tiny-llama-2l-h64", "bias": "none",
             "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True,
@@ -300,7 +318,9 @@ class _Out:
             "use_dora": False, "use_rslora": False})
 
     def preview(self, rel: str, label: str, hue: float, motif: str, *, grey: bool = False) -> None:
-        self.bytes(rel, _draw_preview(label, hue, motif, grey))
+        path = self._path(rel)
+        if path is not None:  # drawn only when missing: drawing is the slow part
+            path.write_bytes(_draw_preview(label, hue, motif, grey))
 
 
 def _values(key: str, dtype: str, shape: tuple[int, ...], alpha: float, rng: random.Random) -> bytes:

@@ -205,15 +205,24 @@ def test_refuses_a_file_in_place_of_the_folder(tmp_path):
         write_demo(target)
 
 
-def test_rewrites_an_earlier_demo_and_keeps_what_the_user_added(tmp_path):
+def test_running_again_adds_what_is_missing_and_changes_nothing_else(tmp_path):
     root = tmp_path / "loras"
     write_demo(root)
     before = _tree(root)
-    (root / "style/ink_wash/ink_wash_v2.toml").write_text('title = "mine"\n')
-    (root / "style/ink_wash/ink_wash_v2.safetensors").write_bytes(b"damaged")
-    write_demo(root)
+    (root / "character/cats/zzcat.toml").write_text('title = "my cat"\n')
+    (root / "style/ink_wash/ink_wash_v2.safetensors").write_bytes(b"my own file")
+    (root / "style/ink_wash/README.md").unlink()
+    (root / "style/anime/cute_anime_girl_zz.preview.png").unlink()
+    (root / "style/mine.txt").write_text("mine")
+    written = write_demo(root)
     after = _tree(root)
-    assert after.pop("style/ink_wash/ink_wash_v2.toml") == b'title = "mine"\n'
+    assert {p.relative_to(root).as_posix() for p in written} == {
+        "style/ink_wash/README.md", "style/anime/cute_anime_girl_zz.preview.png"}
+    assert after.pop("character/cats/zzcat.toml") == b'title = "my cat"\n'
+    assert after.pop("style/ink_wash/ink_wash_v2.safetensors") == b"my own file"
+    assert after.pop("style/mine.txt") == b"mine"
+    before.pop("character/cats/zzcat.toml")
+    before.pop("style/ink_wash/ink_wash_v2.safetensors")
     assert after == before
 
 

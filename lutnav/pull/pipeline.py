@@ -10,6 +10,7 @@ and previews in one pass, followed by an incremental scan.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from catalog.sidecars import JSON_SIDECARS, MAX_SIDECAR_BYTES
 from . import hub
 from .choose import IMAGE_SUFFIXES, PEFT_CONFIG, Asker, Pick, choose, human_size
 from .errors import NoLoraFound, NotALora, PullError
+from .exported import MANIFEST, ExportManifest, add_readme_section, parse_manifest
 from .modelcard import MAX_README_BYTES, HubCard, card_fields, category_for, header_triggers, read_readme
 from .previews import image_suffix, place_previews, widget_images
 from .place import choose_target, clean_stem, move_into_place, theme_name, user_component
@@ -96,6 +98,7 @@ class _Staged:
     card: dict[str, Any]
     images: list[Path]
     sidecars: list[tuple[Path, str]]  # (staged copy, suffix after the stem)
+    card_file: Path | None = None  # the staged copy of lutnav's card, as carried
 
 
 def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | None = None,
@@ -114,6 +117,7 @@ def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | 
                         f"{human_size(free)} is free in {lib.root}", hint="free some space and retry")
     report = PullReport()
     with staging(lib) as stage:
+        exported = _manifest(source, stage)
         card = _readme(source, stage, report)
         staged = [s for i, pick in enumerate(picks) if (s := _stage(source, pick, stage / str(i), report))]
         if not staged:
@@ -122,12 +126,13 @@ def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | 
             raise NoLoraFound(f"{source.label}: none of the chosen files is a LoRA — "
                               + "; ".join(report.refused))
         shared = widget_images(source, card, stage / "widget", report.warnings)
-        category = opts.category or _category(source, card, staged[0].verified, ask_category)
-        theme = opts.theme or source.default_theme
+        category = (opts.category or (exported.category if exported else None)
+                    or _category(source, card, staged[0].verified, ask_category))
+        theme = opts.theme or (exported.theme if exported else None) or source.default_theme
         for item in staged:
             stem = opts.name or clean_stem(item.pick.name or source.default_name)
             report.placed.append(_place(lib, source, item, card, shared, category, theme, stem, opts,
-                                        stage))
+                                        stage, exported))
     lib.scan_all()
     return report
 
@@ -139,6 +144,16 @@ def _category(source: Source, card: HubCard | None, verified: Verified,
     pipeline_tag = (card.pipeline_tag if card else None) or source.pipeline_tag
     found = category_for(tags, pipeline_tag, verified.base_model) or (ask() if ask else None)
     return user_component(found, "category") if found else "uncategorized"
+
+
+def _manifest(source: Source, stage: Path) -> ExportManifest | None:
+    """The manifest of a ``lutnav export`` zip (or its unpacked folder); None for anything else."""
+    if not any(f.path == MANIFEST for f in source.files):
+        return None
+    dest = stage / MANIFEST
+    source.fetch(MANIFEST, dest)
+    with open(dest, "rb") as fh:
+        return parse_manifest(fh.read(), source.label)
 
 
 def _readme(source: Source, stage: Path, report: PullReport) -> HubCard | None:
@@ -179,6 +194,7 @@ def _stage(source: Source, pick: Pick, dest: Path, report: PullReport) -> _Stage
         report.refused.append(exc.message)
         return None
     card: dict[str, Any] = {}
+    card_file: Path | None = None
     images: list[Path] = []
     sidecars: list[tuple[Path, str]] = []
     sizes = {f.path: f.size for f in source.files}
@@ -188,16 +204,18 @@ def _stage(source: Source, pick: Pick, dest: Path, report: PullReport) -> _Stage
         local = dest / f"carried{len(images) + len(sidecars)}-{kind}"
         source.fetch(ref, local)
         if kind == "card":
+            card_file = local.rename(local.with_suffix(".toml"))
             try:
-                card = read_card(local.rename(local.with_suffix(".toml")))[0].to_dict()
+                card = read_card(card_file)[0].to_dict()
             except SidecarError as exc:
                 report.warnings.append(f"{ref}: card not carried over ({exc.message})")
+                card_file = None
         elif kind == "image":
             if image_suffix(local):
                 images.append(local)
         else:
             sidecars.append((local, kind))
-    return _Staged(pick, weights, verified, card, images, sidecars)
+    return _Staged(pick, weights, verified, card, images, sidecars, card_file)
 
 
 def _carried(pick: Pick) -> list[tuple[str, str]]:
@@ -212,7 +230,8 @@ def _carried(pick: Pick) -> list[tuple[str, str]]:
 
 
 def _place(lib: Library, source: Source, item: _Staged, card: HubCard | None, shared: list[Path],
-           category: str, theme: str, stem: str, opts: PullOptions, stage: Path) -> Placed:
+           category: str, theme: str, stem: str, opts: PullOptions, stage: Path,
+           exported: ExportManifest | None = None) -> Placed:
     target, status = choose_target(lib, category, theme, stem, is_folder=item.pick.is_folder,
                                    staged=item.path, overwrite=opts.overwrite)
     rel = lib.relpath(target.weights)
@@ -225,6 +244,10 @@ def _place(lib: Library, source: Source, item: _Staged, card: HubCard | None, sh
         dest = target.folder / f"{target.stem}{suffix}"
         if status == "replace" or not dest.exists():
             shutil.copyfile(staged_sidecar, dest)
+    status_word = {"new": "new", "replace": "replaced", "same": "unchanged"}[status]
+    if exported is not None and (not target.card.exists() or target.is_folder):
+        _place_exported(target, item, exported)
+        return Placed(rel, status_word, item.verified, previews)
     triggers = header_triggers(item.verified.header_fields, item.verified.metadata)
     values = card_fields(card, triggers, source=source.origin, previews=previews)
     values = {**values, **{k: v for k, v in item.card.items() if k not in ("previews", "source")}}
@@ -232,5 +255,21 @@ def _place(lib: Library, source: Source, item: _Staged, card: HubCard | None, sh
         values["source"] = item.card["source"]
     current = target.card.read_bytes() if target.card.is_file() else None
     write_card(target.card, values, expected_digest=hashlib.sha256(current).hexdigest() if current else None)
-    return Placed(rel, {"new": "new", "replace": "replaced", "same": "unchanged"}[status], item.verified,
-                  previews)
+    return Placed(rel, status_word, item.verified, previews)
+
+
+def _place_exported(target, item: _Staged, exported: ExportManifest) -> None:
+    """A lutnav export lands as it left: its card byte for byte, no card made up where it had
+    none, and its section of the folder README added to the README here."""
+    if exported.readme_section:
+        section = exported.readme_section
+        if target.stem != exported.name:  # landed under another name: the heading follows it
+            heading = target.weights.name
+            section = f"### {heading}\n" + section.split("\n", 1)[1] if "\n" in section else section
+        add_readme_section(target.folder, target.stem, section)
+    if item.card_file is not None and not target.card.exists():
+        tmp = target.card.with_name(f".{target.card.name}.tmp")
+        shutil.copyfile(item.card_file, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target.card)
