@@ -7,11 +7,13 @@ and other tools all see the same contract.
 from __future__ import annotations
 
 import difflib
+import os
 import re
+from pathlib import Path
 
 import orjson
 
-from .errors import AmbiguousName, EntryNotFound
+from .errors import AmbiguousName, EntryNotFound, PathOutsideLibrary
 from .library import Library
 from .rows import decode
 
@@ -89,16 +91,40 @@ def fts_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words[:32])
 
 
+def is_path_arg(text: str) -> bool:
+    """The one rule every verb follows: a path contains a separator or starts with ``.`` or
+    ``~``; anything else is an entry name, looked up in the catalog.
+
+    So an entry called ``empty`` is found by name even when the current folder
+    happens to hold a folder ``./empty``; write ``./empty`` to mean the folder.
+    """
+    return "/" in text or os.sep in text or text.startswith((".", "~"))
+
+
 def resolve(lib: Library, name_or_path: str) -> str:
     """The library path of an entry given by its name (the file stem) or a path."""
     db = lib.db
-    if _looks_like_path(name_or_path):
-        rel = lib.relpath(name_or_path) if not _is_rel_known(lib, name_or_path) else name_or_path
-        rel = rel.rstrip("/")
+    if is_path_arg(name_or_path):
+        if _is_rel_known(lib, name_or_path):
+            return name_or_path.rstrip("/")
+        path = Path(name_or_path).expanduser()
+        if not path.exists() and not path.is_symlink():
+            raise EntryNotFound("no such file or folder", path=name_or_path,
+                                hint="a word without '/' is looked up as an entry name; "
+                                     "`lutnav ls` lists them")
+        try:
+            rel = lib.relpath(path).rstrip("/")
+        except PathOutsideLibrary:
+            raise PathOutsideLibrary(f"not inside the library {lib.root}", path=name_or_path,
+                                     hint=f"`lutnav pull {name_or_path}` adds it to the library") from None
         if list(db.query("select 1 from entries where path = ?", [rel])):
             return rel
-        raise EntryNotFound(f"no entry at {rel!r} in the index", path=lib.root)
-    paths = [r["path"] for r in db.query("select path from entries where name = ?", [name_or_path])]
+        raise EntryNotFound(f"no entry at {rel!r} in the index", path=lib.root,
+                            hint="run `lutnav scan` if the file is new; a folder is an entry only when it "
+                                 "is a PEFT adapter")
+    paths = _named(db, name_or_path)
+    if not paths and name_or_path.lower().endswith(LORA_SUFFIXES):
+        paths = _named(db, name_or_path.rsplit(".", 1)[0])
     if len(paths) == 1:
         return paths[0]
     if len(paths) > 1:
@@ -107,6 +133,13 @@ def resolve(lib: Library, name_or_path: str) -> str:
     close = difflib.get_close_matches(name_or_path, names, n=3)
     hint = f"did you mean {', '.join(close)}?" if close else None
     raise EntryNotFound(f"no entry named {name_or_path!r}", hint=hint)
+
+
+LORA_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".pth")
+
+
+def _named(db, name: str) -> list[str]:
+    return [r["path"] for r in db.query("select path from entries where name = ?", [name])]
 
 
 def show(lib: Library, name_or_path: str) -> dict:
@@ -134,10 +167,6 @@ def _fresh_hashes(h: dict, row: dict) -> dict | None:
     if h["size"] != row["size"] or h["mtime_ns"] != row["mtime_ns"]:
         return None
     return {"sha256": h["sha256"], "autov2": h["autov2"], "tensor_sha256": h["tensor_sha256"]}
-
-
-def _looks_like_path(text: str) -> bool:
-    return "/" in text or text.endswith((".safetensors", ".ckpt", ".pt", ".bin", ".pth"))
 
 
 def _is_rel_known(lib: Library, text: str) -> bool:

@@ -144,10 +144,24 @@ def dupes_cmd(ctx, as_json: bool) -> None:
 @click.argument("specs", nargs=-1, required=True)
 @click.pass_context
 def prompt_cmd(ctx, specs: tuple[str, ...]) -> None:
-    """Print <lora:name:weight> tags for A1111/Forge (SPEC is NAME[:WEIGHT])."""
+    """Print <lora:name:weight> tags for A1111/Forge (SPEC is NAME[:WEIGHT]).
+
+    A broken file is refused as mix refuses it (no client can load it); a pickle
+    gets a warning, since lutnav never opens it but the WebUI may.
+    """
+    from .mix.guards import entry_problem
+
     lib = open_library(ctx)
     ensure_indexed(lib)
-    click.echo(format_tags(lib, parse_specs(specs)))
+    parsed = parse_specs(specs)
+    for spec in parsed:
+        entry = lib.get(spec.name)
+        problem = entry_problem(entry, spec.name)
+        if entry.get("error"):
+            raise CatalogError(problem)
+        if problem:
+            click.echo(f"warning: {problem}", err=True)
+    click.echo(format_tags(lib, parsed))
 
 
 @click.command("demo")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import click
 
+from catalog.errors import CatalogError, EntryNotFound
 from catalog.library import Library
+from catalog.query import is_path_arg
 
 from .output import run_with_progress
 
@@ -27,3 +32,35 @@ def run_scan_with_progress(lib: Library, **kwargs):
     """A scan with a progress bar on a terminal (quiet when piped); returns its summary."""
     return run_with_progress(lib.scan(**kwargs), "scanning",
                              lambda s: (s.done, s.total, s.path) if s.phase == "read" else (None, 0, None))
+
+
+@dataclass(frozen=True)
+class Located:
+    """What a verb's NAME-or-PATH argument points at: a file or folder, and its entry if any."""
+
+    path: Path
+    lib: Library | None
+    rel: str | None  # library-relative path when it is an indexed entry
+
+
+def locate(ctx: click.Context, text: str) -> Located:
+    """Resolve a verb's argument by the one rule (:func:`catalog.query.is_path_arg`).
+
+    A path may lie outside the library (convert, check and chat work on any file);
+    it must exist. A bare word is an entry name and goes through the catalog.
+    """
+    if not is_path_arg(text):
+        lib = open_library(ctx)
+        ensure_indexed(lib)
+        rel = lib.resolve(text)
+        return Located(lib.abspath(rel), lib, rel)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise EntryNotFound("no such file or folder", path=text,
+                            hint="a word without '/' is looked up as an entry name; `lutnav ls` lists them")
+    try:
+        lib = open_library(ctx)
+        rel = lib.relpath(path)
+    except CatalogError:
+        return Located(path, None, None)
+    return Located(path, lib, rel)

@@ -19,6 +19,7 @@ from pathlib import Path
 from catalog.library import Library
 from catalog.sidecars import FOLDER_README, card_path, preview_root, sidecar_paths
 
+from .mix.guards import entry_problem
 from .pull.errors import ExportError
 from .pull.exported import MANIFEST, ExportManifest, manifest_for
 
@@ -36,6 +37,9 @@ def _members(lib: Library, rel: str) -> tuple[list[tuple[Path, str]], ExportMani
     if info.get("format") == "pickle":
         raise ExportError(f"{rel} is a pickle; lutnav does not pass pickled weights on",
                           hint="export a .safetensors version of it")
+    problem = entry_problem(info)
+    if problem:
+        raise ExportError(problem)
     entry = lib.abspath(rel)
     manifest = manifest_for(entry, info, card_path(entry).is_file())
     members: list[tuple[Path, str]] = []

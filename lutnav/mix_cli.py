@@ -14,7 +14,7 @@ import click
 
 from catalog.errors import CatalogError
 
-from .context import ensure_indexed, open_library
+from .context import ensure_indexed, locate, open_library
 from .output import color, echo_json, progress
 
 DIFFUSERS_HELP = "needs `pip install 'lutnav[train]'`"
@@ -119,10 +119,6 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwr
     adapters = bool(items) and all(i.entry.get("base_model") == "llm" for i in items)
     if out is not None and not adapters:
         check_output(out, overwrite=bool(overwrite))
-    if preview:
-        from .mix.preview import require_diffusers
-
-        require_diffusers()
     modules = [_modules_or_empty(module_set, lib.abspath(i.rel), i.entry) for i in items]
     verdict = check_blend([i.entry for i in items], [i.weight for i in items], lib.config,
                           force=bool(force), modules=modules)
@@ -130,6 +126,12 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwr
         click.echo(line, err=True)
     if not verdict.ok:
         ctx.exit(1)
+    if preview:
+        from .mix.preview import model_for, require_diffusers
+
+        bases = {i.entry.get("base_model") for i in items} - {"unknown", None}
+        model_for(lib, bases.pop() if len(bases) == 1 else None, model)  # before torch loads
+        require_diffusers()
 
     if adapters:
         _blend_adapters(lib, items, out, rank, bool(overwrite))
@@ -249,16 +251,13 @@ def _bake(lib, items, base: Path, out: Path, overwrite: bool) -> Path:
 def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) -> None:
     """Rewrite a LoRA's key names: kohya (every client) or diffusers (lora_A/lora_B).
 
-    SOURCE is a file path or an entry name. Tensor data is copied as is; the real
+    SOURCE is an entry name, or a path (with a '/', or starting with '.' or '~'). Tensor data is copied as is; the real
     alpha is kept (kohya) or folded into lora_B where alpha != rank (diffusers).
     """
     from .mix.convert import convert_file
 
-    path, lib = Path(source), None
-    if not path.exists():
-        lib = open_library(ctx)
-        ensure_indexed(lib)
-        path = lib.abspath(lib.resolve(source))
+    found = locate(ctx, source)
+    path, lib = found.path, found.lib
     result = convert_file(path, to, out, overwrite=overwrite)
     extra = f"; alpha folded into lora_B for {result.folded} modules" if result.folded else ""
     click.echo(f"{result.modules} modules, {result.tensors} tensors, {to} names{extra}", err=True)
@@ -289,14 +288,9 @@ def check_cmd(ctx, name: str, client: str, show_keys: bool, as_json: bool) -> No
     from catalog.header import read_header
 
     from catalog.clients import CLIENTS, check_client
-    from .tensors import weights_path
+    from .tensors import lora_weights
 
-    path = Path(name)
-    if not (path.is_file() and path.suffix == ".safetensors"):
-        lib = open_library(ctx)
-        ensure_indexed(lib)
-        path = lib.abspath(lib.resolve(name))
-    keys = list(read_header(weights_path(path)).tensors)
+    keys = list(read_header(lora_weights(locate(ctx, name).path)).tensors)
     reports = [check_client(keys, c) for c in (CLIENTS if client == "all" else [client])]
     if as_json:
         echo_json([{"client": r.client, "total": r.total, "mapped": r.mapped, "dropped": r.dropped,
@@ -317,13 +311,15 @@ def check_cmd(ctx, name: str, client: str, show_keys: bool, as_json: bool) -> No
 @click.pass_context
 def preview_cmd(ctx, name, prompt, negative_prompt, seed, steps, size, guidance, model) -> None:
     """Sample images of one entry, stored as its previews (needs lutnav[train])."""
-    from .mix.preview import require_diffusers
-    from .mix.sampling import preview_entry
+    from .mix.preview import model_for, require_diffusers
+    from .mix.sampling import image_entry, preview_entry
 
     settings = _settings(prompt, negative_prompt, seed, steps, size, guidance)
-    require_diffusers()
     lib = open_library(ctx)
     ensure_indexed(lib)
+    _, entry, _ = image_entry(lib, name)
+    model_for(lib, entry["base_model"], model)  # config and family first: answers before torch loads
+    require_diffusers()
     _show(preview_entry(lib, name, settings, model=model, progress=_image_progress("preview")))
 
 
@@ -341,14 +337,20 @@ def preview_cmd(ctx, name, prompt, negative_prompt, seed, steps, size, guidance,
 def grid_cmd(ctx, name, weights, checkpoints, out, prompt, negative_prompt, seed, steps, size,
              guidance, model) -> None:
     """Checkpoint x weight sheet of one LoRA, every cell labelled (needs lutnav[train])."""
-    from .mix.grid import grid_entry, parse_weights
-    from .mix.preview import require_diffusers
+    from .mix.grid import checkpoints_in, grid_entry, parse_weights
+    from .mix.preview import model_for, require_diffusers
+    from .mix.sampling import image_entry
 
     settings = _settings(prompt, negative_prompt, seed, steps, size, guidance)
     values = parse_weights(weights)
-    require_diffusers()
     lib = open_library(ctx)
     ensure_indexed(lib)
+    _, entry, _ = image_entry(lib, name)
+    if checkpoints:  # config and family first: answers before torch loads
+        checkpoints_in(checkpoints, lib, entry.get("base_model"))
+    else:
+        model_for(lib, entry["base_model"], model)
+    require_diffusers()
     path = grid_entry(lib, name, values, settings, checkpoints=checkpoints, model=model, out=out,
                       progress=_image_progress("grid"), note=lambda text: click.echo(f"note: {text}", err=True))
     _show([path])

@@ -129,21 +129,19 @@ def chat_cmd(ctx: click.Context, name: str, prompt: str | None, system: str | No
 
 
 def _adapter_folder(ctx: click.Context, name: str) -> Path:
-    direct = Path(name)
-    if (direct / "adapter_config.json").is_file():
-        return direct
     from catalog.errors import EntryNotFound
 
-    from .context import ensure_indexed, open_library
+    from .context import locate
 
-    lib = open_library(ctx)
-    ensure_indexed(lib)
-    entry = lib.get(name)
-    path = lib.abspath(entry["path"])
-    if entry.get("format") != "peft" or not path.is_dir():
-        raise EntryNotFound(f"{entry['path']} is a {entry.get('format')} LoRA, not a PEFT text adapter",
-                            path=path, hint="`lutnav ls --format peft` lists the text adapters")
-    return path
+    found = locate(ctx, name)
+    if (found.path / "adapter_config.json").is_file():
+        return found.path
+    what = "a folder" if found.path.is_dir() else "a file"
+    if found.rel is not None and found.lib is not None:
+        entry = found.lib.get(found.rel)
+        what = "a pickle file" if entry.get("format") == "pickle" else f"a {entry.get('base_model')} LoRA"
+    raise EntryNotFound(f"{what}, not a PEFT text adapter (no adapter_config.json)", path=found.path,
+                        hint="`lutnav ls --format peft` lists the text adapters")
 
 
 COMMANDS = [train_cmd, chat_cmd]

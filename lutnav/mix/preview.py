@@ -82,11 +82,23 @@ def model_for(lib: Library, base: str | None, model: str | None = None) -> BaseM
                            path=lib.root / ".lutnav" / "config.toml",
                            hint=f'add [models] {base if base and base != "unknown" else "sd1"} = '
                                 '"path/to/checkpoint.safetensors" (or a diffusers folder), or pass --model')
-        model = str(models[key])
-    found = base_model_at(_library_path(lib, model), models, lib)
+        path = _library_path(lib, str(models[key]))
+    else:  # --model: as typed, from the current folder (else, as before, from the library)
+        path = Path(model).expanduser()
+        if not path.is_absolute() and not path.exists():
+            path = _library_path(lib, model)
+    return check_family(base_model_at(path, models, lib), base)
+
+
+def check_family(found: BaseModel, base: str | None) -> BaseModel:
+    """Refuse a checkpoint of another family than the LoRA's before anything is loaded.
+
+    Loading one anyway ends in pages of "size mismatch" from torch; the family is
+    read from configs and headers, so this costs milliseconds.
+    """
     if base in ("sd1", "sd2", "sdxl") and found.family and found.family != base:
-        raise MixError(f"{found.path.name} is an {found.family} model and the LoRA is {base}",
-                       path=found.path, hint=f"set [models] {base} to an {base} checkpoint, or pass --model")
+        raise MixError(f"{found.path.name} is {found.family}, the LoRA is {base}",
+                       hint=f"pick a {base} checkpoint ([models] {base} in .lutnav/config.toml, or --model)")
     return found
 
 
