@@ -167,27 +167,52 @@ def prompt_cmd(ctx, specs: tuple[str, ...]) -> None:
 @click.command("demo")
 @click.option("--into", type=click.Path(path_type=Path), default=None,
               help="Folder to write the demo library into (default: the --library folder).")
+@click.option("--no-models", is_flag=True,
+              help="Skip the tiny base models (previews, grid and chat then need [models] set by hand).")
 @click.pass_context
-def demo_cmd(ctx, into: Path | None) -> None:
-    """Write a small demo library (every format and sidecar kind) and index it."""
+def demo_cmd(ctx, into: Path | None, no_models: bool) -> None:
+    """Write a small demo library (every format and sidecar kind) and index it.
+
+    Also writes two tiny base models with random weights (an SD1 pipeline and a
+    Llama, built in seconds) and points [models] at them, so preview, grid,
+    mix --preview, chat and the LLM blend run offline. Their output is noise: they
+    show the pipeline. Run again to restore deleted demo files; files that exist
+    (your edits) are never changed.
+    """
     from catalog.library import Library
 
     from .demo import write_demo
 
-    root = into or ctx.find_root().obj["root"]
+    root = Path(into or ctx.find_root().obj["root"])
     try:
-        write_demo(Path(root))
+        written = write_demo(root)
     except (FileExistsError, OSError) as exc:
         raise CatalogError(str(exc)) from None
+    models = None
+    if not no_models:
+        from .demo_models import write_demo_models
+
+        click.echo("building the demo's tiny base models (a few seconds)…", err=True)
+        models = write_demo_models(root)
     lib = Library(root)
     ctx.find_root().obj["lib"] = lib
-    s = run_scan_with_progress(lib, full=True)
+    s = run_scan_with_progress(lib)
     entries = lib.entries()
     table(((e["name"], e["category"], e["base_model"], e["format"], e["rank"],
             "broken" if e["error"] else "") for e in entries),
           ("name", "category", "base", "format", "rank", ""))
-    click.echo(f"demo library at {lib.root}: {s.total} entries. Try: "
-               f"lutnav --library {root} search ink")
+    fresh = len(written) > 1  # more than the marker: files were missing
+    click.echo(f"demo library at {lib.root}: {s.total} entries"
+               + ("" if fresh or not written else "; existing files were left as they are")
+               + ("" if fresh else " (nothing was missing)" if not written else "") + ".")
+    if models is not None:
+        from .demo_models import NOISE_NOTE
+
+        for note in models.notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {NOISE_NOTE}")
+    where = "" if root == Path("loras") and ctx.find_root().obj["root"] == Path("loras") else f" --library {root}"
+    click.echo(f"Try: lutnav{where} search ink   ·   lutnav{where} preview ink_wash_v2   ·   lutnav{where}")
 
 
 @click.command("tui")

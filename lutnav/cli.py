@@ -64,7 +64,7 @@ def cli(ctx: click.Context, library: Path | None) -> None:
 
     Start with `lutnav demo` for a small library, or `lutnav --library DIR scan`.
     """
-    ctx.obj = {"root": library or default_root()}
+    ctx.obj = {"root": library or default_root(), "explicit": library is not None}
     if ctx.invoked_subcommand is None:  # `lutnav --library DIR` alone opens the TUI too
         ctx.invoke(cli.commands["tui"])
 

@@ -14,11 +14,19 @@ from catalog.query import is_path_arg
 from .output import run_with_progress
 
 
-def open_library(ctx: click.Context) -> Library:
-    """The library named by ``--library``; raises a one-line error when missing."""
+def open_library(ctx: click.Context, *, create: bool = False) -> Library:
+    """The library named by ``--library``; raises a one-line error when missing.
+
+    ``create``: a verb that adds entries (pull) makes the folder when the user named
+    it with ``--library`` — never the default ``./loras`` — and says so.
+    """
     obj = ctx.find_root().obj
     if "lib" not in obj:
-        obj["lib"] = Library(obj["root"])
+        root = Path(obj["root"]).expanduser()
+        if create and obj.get("explicit") and not root.exists():
+            root.mkdir(parents=True)
+            click.echo(f"created library {root}", err=True)
+        obj["lib"] = Library(root)
     return obj["lib"]
 
 

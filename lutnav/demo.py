@@ -2,8 +2,10 @@
 
 Everything is generated at demo time from a fixed seed: no download, no binary in
 the repository, the same bytes on every run. The weights are small (rank 4, a few
-modules per file) but the module names and widths are the real ones, so base
-detection, mixing and export behave as on LoRAs from the wild. Every sidecar kind
+modules per file) but the module names are the real ones, and so are the widths
+that tell a family apart, so base detection, mixing and export behave as on LoRAs
+from the wild. SD1 LoRAs and the LLM adapters are shaped for the demo's own tiny
+base models (:mod:`lutnav.demo_models`), so previews and chat run on them offline. Every sidecar kind
 the catalog reads appears at least once; one file is broken on purpose, and one
 is a pickle that must be listed and never opened.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import tomli_w
 
-from catalog.layouts import LLMShape, lora_modules, lora_tensors
+from catalog.layouts import EncoderShape, LLMShape, UNetShape, lora_modules, lora_tensors
 from catalog.writer import encode_floats, write_safetensors
 
 #: written at the root so that a later `lutnav demo` may add what is missing there
@@ -76,8 +78,21 @@ _SD_PICK = (r"(down_blocks_0_attentions_0|mid_block_attentions_0|up_blocks_3_att
 _SDXL_PICK = (r"(input_blocks_4_1|middle_block_1)_transformer_blocks_0_attn2_to_(q|k|v|out_0)$"
               r"|encoder_layers_0_self_attn_(q|v)_proj$")
 _FLUX_PICK = r"double_blocks_0_(img|txt)_attn_(qkv|proj)$|single_blocks_0_linear2$"
-_CONV_PICK = r"down_blocks_0_(resnets_0_conv[12]|downsamplers_0_conv)$|up_blocks_3_resnets_0_conv2$"
-_TINY_LLAMA = LLMShape(hidden=64, intermediate=172, layers=2, kv_width=32)
+_CONV_PICK = r"down_blocks_0_(resnets_0_conv[12]|downsamplers_0_conv)$|up_blocks_1_resnets_0_conv2$"
+
+# The demo's own base models (written by `lutnav demo`, see lutnav.demo_models) and the
+# shapes its LoRAs take so that they load into them. The SD1 model keeps SD1's widths where
+# they name the family — cross-attention and text encoder 768 wide — so every tool takes
+# it and its LoRAs for SD1, with as few channels as diffusers allows elsewhere.
+DEMO_SD1_CHANNELS = (32, 64)
+DEMO_SD1_TEXT_MLP = 256
+DEMO_SD1_UNET = UNetShape(DEMO_SD1_CHANNELS, (1, 0), 1, 768, False, False)
+DEMO_SD1_TEXT = EncoderShape(768, 1, DEMO_SD1_TEXT_MLP)
+# (all four text-encoder projections: diffusers tells a kohya text-encoder LoRA's layout by its out_proj)
+_SD1_PICK = (r"(down_blocks_0_attentions_0|mid_block_attentions_0|up_blocks_1_attentions_[01])"
+             r"_transformer_blocks_0_attn[12]_to_(q|k|v|out_0)$|encoder_layers_0_self_attn_(q|k|v|out)_proj$")
+_TINY_LLAMA = LLMShape(hidden=64, intermediate=128, layers=2, kv_width=64)
+DEMO_LLAMA = {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 128}
 
 
 def write_demo(root: Path) -> list[Path]:
@@ -117,7 +132,7 @@ def _check_target(root: Path) -> None:
 
 
 def _style(out: _Out) -> None:
-    out.lora("style/ink_wash/ink_wash_v2", "sd1", _SD_PICK, alpha=2.0, metadata=_kohya_meta(
+    out.lora("style/ink_wash/ink_wash_v2", "sd1", _SD1_PICK, alpha=2.0, metadata=_kohya_meta(
         "ink_wash_v2", "sd_v1", 4, 2.0, {"ink wash painting": 38, "mountain": 21, "mist": 17, "pine tree": 9}))
     out.text("style/ink_wash/README.md", INK_WASH_README)
     out.preview("style/ink_wash/ink_wash_v2.preview.png", "ink", 0.0, "hills", grey=True)
@@ -136,7 +151,7 @@ def _style(out: _Out) -> None:
         "modelspec.implementation": "diffusers", "modelspec.title": "Cute Anime Girl ZZ",
         "modelspec.trigger_phrase": "zz_girl", "modelspec.resolution": "512x512",
         "modelspec.date": "2024-11-02T09:30:00", "modelspec.author": "lutnav demo"})
-    out.lora("style/anime/cute_anime_girl_zz", "sd1", _SD_PICK, alpha=2.0, metadata=anime)
+    out.lora("style/anime/cute_anime_girl_zz", "sd1", _SD1_PICK, alpha=2.0, metadata=anime)
     out.toml("style/anime/cute_anime_girl_zz.toml", {
         "title": "Cute anime girl (zz)", "description": "A cheerful anime character style.",
         "trigger_words": ["zz_girl"], "strength": 0.7, "strength_range": [0.5, 0.9],
@@ -148,7 +163,7 @@ def _style(out: _Out) -> None:
     out.bytes("style/anime/anime_lineart_2022.ckpt",
               pickle.dumps({"epoch": 12, "global_step": 4800, "note": "lineart lora, 2022"}, protocol=2))
 
-    out.lora("style/pixel_art/pixel_locon", "sd1", _SD_PICK + "|" + _CONV_PICK, conv=True, alpha=1.0,
+    out.lora("style/pixel_art/pixel_locon", "sd1", _SD1_PICK + "|" + _CONV_PICK, conv=True, alpha=1.0,
              conv_rank=2, metadata=_kohya_meta(
                  "pixel_locon", "sd_v1", 4, 1.0, {"pixel art": 50, "8bit": 31}, module="lycoris.kohya",
                  args={"algo": "locon", "conv_dim": "2", "conv_alpha": "1"}))
@@ -165,7 +180,7 @@ def _style(out: _Out) -> None:
     # LoHa whose header claims SDXL: the shapes say SD1, and the shapes win.
     oil = _kohya_meta("oil_loha", "sdxl_base_v1-0", 4, 2.0, {"oil painting": 40, "impasto": 18},
                       module="lycoris.kohya", args={"algo": "loha"})
-    out.lora("style/oil_paint/oil_loha", "sd1", _SD_PICK, alpha=2.0, network="loha", metadata=oil)
+    out.lora("style/oil_paint/oil_loha", "sd1", _SD1_PICK, alpha=2.0, network="loha", metadata=oil)
     out.json("style/oil_paint/oil_loha.cm-info.json", {
         "ModelName": "Oil Paint", "VersionName": "LoHa v3", "ModelId": 5501, "VersionId": 7702,
         "ModelType": "LORA", "BaseModel": "SD 1.5", "ModelDescription": "<p>Thick impasto strokes.</p>",
@@ -182,17 +197,17 @@ def _style(out: _Out) -> None:
 
 def _character(out: _Out) -> None:
     adapter_meta = {"unet.r": 4, "unet.lora_alpha": 4, "unet.target_modules": ["to_q", "to_k", "to_v", "to_out.0"]}
-    out.lora("character/cats/zzcat", "sd1", _SD_PICK, style="diffusers", parts=("unet",), alpha=4.0,
+    out.lora("character/cats/zzcat", "sd1", _SD1_PICK, style="diffusers", parts=("unet",), alpha=4.0,
              metadata={"format": "pt", "lora_adapter_metadata": json.dumps(adapter_meta, sort_keys=True)})
     out.toml("character/cats/zzcat.toml", {
         "title": "zzcat", "description": "A grey tabby cat called zzcat.", "trigger_words": ["zzcat"],
         "strength": 0.8, "themes": ["cat", "pet"], "tags": ["cat"], "type": "character"})
     out.preview("character/cats/zzcat.png", "cat", 0.12, "cat")  # A1111's other preview spelling
-    if out.lora("character/cats/broken_download", "sd1", _SD_PICK, alpha=2.0, metadata={"ss_network_dim": "4"}):
+    if out.lora("character/cats/broken_download", "sd1", _SD1_PICK, alpha=2.0, metadata={"ss_network_dim": "4"}):
         broken = out.root / "character/cats/broken_download.safetensors"
         os.truncate(broken, broken.stat().st_size - 1024)  # an interrupted download
 
-    out.lora("character/heroes/herocat", "sd1", _SD_PICK, alpha=2.0, metadata=_kohya_meta(
+    out.lora("character/heroes/herocat", "sd1", _SD1_PICK, alpha=2.0, metadata=_kohya_meta(
         "herocat", "sd_v1", 4, 2.0, {"herocat": 30, "red cape": 25, "flying": 12}))
     out.json("character/heroes/herocat.civitai.info", {
         "id": 104501, "modelId": 98765, "name": "v1.0", "baseModel": "SD 1.5",
@@ -292,7 +307,8 @@ class _Out:
         path = self._path(stem + ".safetensors")
         if path is None:
             return False
-        modules = [m for m in lora_modules(family, style=style, parts=parts, conv=conv)
+        shapes = {"unet": DEMO_SD1_UNET, "text": DEMO_SD1_TEXT} if family == "sd1" else {}
+        modules = [m for m in lora_modules(family, style=style, parts=parts, conv=conv, **shapes)
                    if re.search(pick, m.name.replace(".", "_"))]
         specs = lora_tensors(modules, rank, alpha, dtype, network=network, conv_rank=conv_rank)
         rng = random.Random(f"{SEED}:{stem}")

@@ -25,9 +25,11 @@ def _sampling_options(f):
         click.option("--prompt", help="Prompt (default: 'a picture' + the trigger words)."),
         click.option("--negative", "negative_prompt", help="Negative prompt (default: the card's)."),
         click.option("--seed", type=int, default=1, show_default=True),
-        click.option("--steps", type=click.IntRange(1, 500), default=20, show_default=True),
-        click.option("--size", type=click.IntRange(64, 2048), default=512, show_default=True,
-                     help="Image width and height in pixels (a multiple of 8)."),
+        click.option("--steps", type=click.IntRange(1, 500), default=None,
+                     help="Sampling steps (default: [preview] steps in .lutnav/config.toml, else 20)."),
+        click.option("--size", type=click.IntRange(64, 2048), default=None,
+                     help="Image width and height in pixels, a multiple of 8 "
+                          "(default: [preview] size in .lutnav/config.toml, else 512)."),
         click.option("--guidance", type=float, default=7.0, show_default=True),
         click.option("--model", help="Checkpoint .safetensors or diffusers folder to sample with "
                      "(default: [models] in .lutnav/config.toml)."),
@@ -39,7 +41,7 @@ def _sampling_options(f):
 def _settings(prompt, negative_prompt, seed, steps, size, guidance):
     from .mix.preview import Settings
 
-    if size % 8:
+    if size is not None and size % 8:
         raise click.BadParameter(f"{size} is not a multiple of 8", param_hint="--size")
     return Settings(prompt, negative_prompt, seed, steps, size, guidance)
 
@@ -115,6 +117,10 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwr
         raise click.UsageError("--into-model needs --out and takes no --rank")
     lib = open_library(ctx)
     ensure_indexed(lib)
+    if preview:
+        from .mix.preview import preview_defaults
+
+        preview_defaults(settings, lib)
     items = resolve_items(lib, parsed)
     adapters = bool(items) and all(i.entry.get("base_model") == "llm" for i in items)
     if out is not None and not adapters:
@@ -166,11 +172,13 @@ def _blend_adapters(lib, items, out: Path | None, rank: int | None, overwrite: b
     out = Path(out).expanduser()
     if out.exists() and not overwrite:
         raise click.UsageError(f"{out} exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise click.UsageError(f"folder {out.parent} does not exist")
+    from .llm_base import llm_base
+
+    base = llm_base(lib, lib.abspath(items[0].rel))  # before torch: a missing model is said at once
+    out.parent.mkdir(parents=True, exist_ok=True)  # the folder named for the result, as `train` files one
     from trainers.text.blend import blend_adapters
 
-    blended = blend_adapters(None, [(lib.abspath(i.rel), i.weight) for i in items], out,
+    blended = blend_adapters(base, [(lib.abspath(i.rel), i.weight) for i in items], out,
                              combination_type="svd" if rank else "cat", svd_rank=rank)
     click.echo(f"blended adapter → {blended.path} (rank {blended.rank}, {blended.combination_type} "
                f"of {len(items)} adapters)")
@@ -311,12 +319,13 @@ def check_cmd(ctx, name: str, client: str, show_keys: bool, as_json: bool) -> No
 @click.pass_context
 def preview_cmd(ctx, name, prompt, negative_prompt, seed, steps, size, guidance, model) -> None:
     """Sample images of one entry, stored as its previews (needs lutnav[train])."""
-    from .mix.preview import model_for, require_diffusers
+    from .mix.preview import model_for, preview_defaults, require_diffusers
     from .mix.sampling import image_entry, preview_entry
 
     settings = _settings(prompt, negative_prompt, seed, steps, size, guidance)
     lib = open_library(ctx)
     ensure_indexed(lib)
+    preview_defaults(settings, lib)
     _, entry, _ = image_entry(lib, name)
     model_for(lib, entry["base_model"], model)  # config and family first: answers before torch loads
     require_diffusers()
@@ -338,13 +347,14 @@ def grid_cmd(ctx, name, weights, checkpoints, out, prompt, negative_prompt, seed
              guidance, model) -> None:
     """Checkpoint x weight sheet of one LoRA, every cell labelled (needs lutnav[train])."""
     from .mix.grid import checkpoints_in, grid_entry, parse_weights
-    from .mix.preview import model_for, require_diffusers
+    from .mix.preview import model_for, preview_defaults, require_diffusers
     from .mix.sampling import image_entry
 
     settings = _settings(prompt, negative_prompt, seed, steps, size, guidance)
     values = parse_weights(weights)
     lib = open_library(ctx)
     ensure_indexed(lib)
+    preview_defaults(settings, lib)
     _, entry, _ = image_entry(lib, name)
     if checkpoints:  # config and family first: answers before torch loads
         checkpoints_in(checkpoints, lib, entry.get("base_model"))

@@ -90,7 +90,8 @@ def _file(ctx: click.Context, config, trained, library: Path | None) -> None:
 @click.argument("name")
 @click.option("--prompt", "-p", default=None, help="Answer this one prompt and exit (else an interactive chat).")
 @click.option("--system", default=None, help="System message for the conversation.")
-@click.option("--base", default=None, help="Base model folder (default: the one the adapter names).")
+@click.option("--base", default=None, help="Base model folder (default: the one the adapter names when it "
+              "is on this machine, else [models] llm in .lutnav/config.toml).")
 @click.option("--max-new-tokens", type=click.IntRange(1, 32768), default=256, show_default=True)
 @click.option("--temperature", type=click.FloatRange(0, 5), default=0.0, show_default=True,
               help="0 decodes greedily.")
@@ -101,9 +102,12 @@ def chat_cmd(ctx: click.Context, name: str, prompt: str | None, system: str | No
 
     NAME is a library entry (name or path) or an adapter folder.
     """
+    from .llm_base import llm_base
+
+    folder, lib = _adapter_folder(ctx, name)
+    base = llm_base(lib, folder, base)  # before torch: a missing model is said at once
     from trainers.text.chat import generate, load_adapter_model
 
-    folder = _adapter_folder(ctx, name)
     model, tokenizer = load_adapter_model(folder, base)
     messages = [{"role": "system", "content": system}] if system else []
 
@@ -128,17 +132,33 @@ def chat_cmd(ctx: click.Context, name: str, prompt: str | None, system: str | No
         reply(text)
 
 
-def _adapter_folder(ctx: click.Context, name: str) -> Path:
+def _adapter_folder(ctx: click.Context, name: str):
+    """(adapter folder, the library when there is one)."""
     from catalog.errors import EntryNotFound
 
     from .context import locate
 
     found = locate(ctx, name)
+    lib = found.lib
+    if lib is None:
+        from catalog.errors import CatalogError
+
+        from .context import open_library
+
+        try:
+            lib = open_library(ctx)
+        except CatalogError:  # an adapter folder given by path works without a library
+            lib = None
     if (found.path / "adapter_config.json").is_file():
-        return found.path
+        return found.path, lib
     what = "a folder" if found.path.is_dir() else "a file"
     if found.rel is not None and found.lib is not None:
         entry = found.lib.get(found.rel)
+        from .mix.guards import entry_problem
+
+        problem = entry_problem(entry)
+        if entry.get("error"):
+            raise EntryNotFound(problem)
         what = "a pickle file" if entry.get("format") == "pickle" else f"a {entry.get('base_model')} LoRA"
     raise EntryNotFound(f"{what}, not a PEFT text adapter (no adapter_config.json)", path=found.path,
                         hint="`lutnav ls --format peft` lists the text adapters")

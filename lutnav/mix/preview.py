@@ -24,14 +24,34 @@ DEFAULT_PROMPT = "a picture"
 SAMPLER = "DDIM"
 
 
+DEFAULT_STEPS = 20
+DEFAULT_SIZE = 512
+
+
 @dataclass
 class Settings:
     prompt: str | None = None
     negative_prompt: str | None = None
     seed: int = 1
-    steps: int = 20
-    size: int = 512
+    steps: int | None = DEFAULT_STEPS  # None: from [preview] in the config (see preview_defaults)
+    size: int | None = DEFAULT_SIZE
     guidance: float = 7.0
+
+
+def preview_defaults(s: Settings, lib: Library) -> Settings:
+    """Fill unset steps/size from ``[preview]`` in the library config, else the built-ins."""
+    table = (lib.config or {}).get("preview") or {}
+    for attr, default, lo, hi in (("steps", DEFAULT_STEPS, 1, 500), ("size", DEFAULT_SIZE, 64, 2048)):
+        if getattr(s, attr) is not None:
+            continue
+        value = table.get(attr, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi \
+                or (attr == "size" and value % 8):
+            raise MixError(f"[preview] {attr} = {value!r}: expected a whole number from {lo} to {hi}"
+                           + (" (a multiple of 8)" if attr == "size" else ""),
+                           path=lib.root / ".lutnav" / "config.toml", hint="fix or remove the line")
+        setattr(s, attr, value)
+    return s
 
 
 @dataclass

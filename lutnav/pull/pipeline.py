@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from catalog.card_file import read_card, write_card
 from catalog.errors import SidecarError
+from catalog.hashing import same_tensors
 from catalog.library import Library
 from catalog.sidecars import JSON_SIDECARS, MAX_SIDECAR_BYTES
 
@@ -73,12 +74,13 @@ class PullOptions:
     theme: str | None = None
     name: str | None = None
     overwrite: bool = False
+    force: bool = False  # add an entry even when the library holds the same tensors
 
 
 @dataclass
 class Placed:
     rel: str  # library-relative path of the entry
-    status: str  # "new" | "replaced" | "unchanged"
+    status: str  # "new" | "replaced" | "unchanged" | "duplicate" (same tensors as ``rel``, skipped)
     verified: Verified
     previews: list[str] = field(default_factory=list)
 
@@ -232,11 +234,16 @@ def _carried(pick: Pick) -> list[tuple[str, str]]:
 def _place(lib: Library, source: Source, item: _Staged, card: HubCard | None, shared: list[Path],
            category: str, theme: str, stem: str, opts: PullOptions, stage: Path,
            exported: ExportManifest | None = None) -> Placed:
+    names = {r[0] for r in lib.db.execute("select name from entries")}
     target, status = choose_target(lib, category, theme, stem, is_folder=item.pick.is_folder,
-                                   staged=item.path, overwrite=opts.overwrite)
+                                   staged=item.path, overwrite=opts.overwrite, taken_names=names)
     rel = lib.relpath(target.weights)
     if status == "same" and target.card.exists():
         return Placed(rel, "unchanged", item.verified)
+    if status == "new" and not opts.force:  # (--overwrite of an entry asks for that place)
+        twin = same_tensors(lib, item.path)
+        if twin is not None:
+            return Placed(twin, "duplicate", item.verified)
     if status != "same":
         move_into_place(item.path, target, stage)
     previews = place_previews(target, [*item.images, *shared], replace=status == "replace")
