@@ -103,6 +103,39 @@ def m002_fts_prefix_index(db: sqlite_utils.Database) -> None:
     db.execute("insert into [entries_fts] ([entries_fts]) values ('rebuild')")
 
 
+#: characters the word tokenizer cannot split: CJK ideographs, kana, hangul, full-width forms
+#: (a GLOB class: SQLite compares code points, so the ranges work on any build)
+CJK_CLASS = "[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f]"
+
+
+def _cjk_text(row: str) -> str:
+    return " || ' ' || ".join(f"coalesce({row}.[{c}], '')" for c in FTS_COLUMNS)
+
+
+@migrations()
+def m003_cjk_trigram(db: sqlite_utils.Database) -> None:
+    """A trigram index of the rows that hold CJK text, for search inside CJK words.
+
+    The word index cannot find 风景 in 自然风景: Chinese and Japanese have no
+    spaces, so a whole run of characters is one token. Trigrams match any
+    substring of three or more characters; shorter CJK queries scan this table
+    only, which holds just the rows with CJK text (the triggers skip the others).
+    """
+    db.execute("create virtual table [entries_cjk] using fts5(text, tokenize='trigram')")
+    new = _cjk_text("new")
+    has_cjk = f"({new}) glob '*{CJK_CLASS}*'"
+    db.execute(f"create trigger [entries_cjk_ai] after insert on [entries] when {has_cjk} begin "
+               f"delete from [entries_cjk] where rowid = new.rowid; "
+               f"insert into [entries_cjk] (rowid, text) values (new.rowid, {new}); end")
+    db.execute("create trigger [entries_cjk_ad] after delete on [entries] begin "
+               "delete from [entries_cjk] where rowid = old.rowid; end")
+    db.execute(f"create trigger [entries_cjk_au] after update on [entries] begin "
+               f"delete from [entries_cjk] where rowid = old.rowid; "
+               f"insert into [entries_cjk] (rowid, text) select new.rowid, {new} where {has_cjk}; end")
+    db.execute(f"insert into [entries_cjk] (rowid, text) select rowid, {_cjk_text('entries')} "
+               f"from [entries] where ({_cjk_text('entries')}) glob '*{CJK_CLASS}*'")
+
+
 def connect(path: Path) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the index at ``path``."""
     conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)

@@ -52,7 +52,15 @@ def count_entries(lib: Library, **filters: str | None) -> int:
 
 def search(lib: Library, query: str, *, limit: int = 200, category: str | None = None,
            base: str | None = None, fmt: str | None = None) -> list[dict]:
-    """Full-text search; every word must match (as a prefix), best matches first."""
+    """Full-text search; every word must match (as a prefix), best matches first.
+
+    CJK text has no spaces between words, so its runs of characters match as
+    substrings anywhere (``风景`` finds ``自然风景``) through :func:`_search_cjk`;
+    other words in the same query still match as word prefixes.
+    """
+    runs = cjk_runs(query[:MAX_QUERY_CHARS])
+    if runs:
+        return _search_cjk(lib, query, runs, limit=limit, category=category, base=base, fmt=fmt)
     match = fts_query(query)
     if not match:
         return list_entries(lib, category=category, base=base, fmt=fmt, limit=limit)
@@ -79,6 +87,46 @@ def _few_matches(lib: Library, match: str) -> bool:
     """
     sql = f"select count(*) from (select 1 from entries_fts where entries_fts match ? limit {RANKED_MATCHES + 1})"
     return lib.db.execute(sql, [match]).fetchone()[0] <= RANKED_MATCHES
+
+
+_CJK_RUN = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f]+")
+
+
+def cjk_runs(text: str) -> list[str]:
+    """The runs of CJK characters (ideographs, kana, hangul, full-width forms) in ``text``."""
+    return _CJK_RUN.findall(text)
+
+
+def _search_cjk(lib: Library, query: str, runs: list[str], *, limit: int, category: str | None,
+                base: str | None, fmt: str | None) -> list[dict]:
+    """Rows whose text holds every CJK run of ``query`` and every other word in it.
+
+    All of it runs on the trigram table, which holds only the rows with CJK text:
+    terms of three or more characters through its index, shorter ones (which
+    trigrams cannot match) checked on each row it yields. Other words of a mixed
+    query match as substrings here, not only as word prefixes. Rows come in index
+    order, the limit cutting the scan short.
+    """
+    text = query[:MAX_QUERY_CHARS]
+    words = re.findall(r"\w+", _CJK_RUN.sub(" ", text))
+    terms = list(dict.fromkeys([*runs, *words]))[:32]
+    clauses, args = [], []
+    long = [t for t in terms if len(t) >= 3]
+    if long:
+        clauses.append("c.text match ?")
+        args.append(" ".join('"' + t.replace('"', '""') + '"' for t in long))
+    for term in (t for t in terms if len(t) < 3):
+        if _CJK_RUN.fullmatch(term):  # CJK has no case: no lower() on every row
+            clauses.append("instr(c.text, ?) > 0")
+            args.append(term)
+        else:
+            clauses.append("instr(lower(c.text), ?) > 0")
+            args.append(term.lower())
+    where, filter_args = _filters(category=category, base=base, fmt=fmt, table="e")
+    sql = ("select e.* from entries_cjk c join entries e on e.rowid = c.rowid where "
+           + " and ".join(clauses) + where.replace(" where ", " and ", 1)
+           + f" order by c.rowid limit {int(limit)}")
+    return [public(decode(r)) for r in lib.db.query(sql, [*args, *filter_args])]
 
 
 def fts_query(text: str) -> str:
