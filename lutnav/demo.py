@@ -70,6 +70,20 @@ INK_WASH_README = """\
 - 注意事项:避免与强对比风格LoRA叠加使用
 """
 
+#: a saved blend (schemas/mix-recipe.schema.json): `lutnav mix --recipe loras/blends/ink_hero.toml`
+INK_HERO_RECIPE = """\
+name = "ink_hero"
+description = "The hero cat in ink wash: mostly the style, a little of the character."
+
+[[lora]]
+name = "ink_wash_v2"
+weight = 0.7
+
+[[lora]]
+name = "herocat"
+weight = 0.3
+"""
+
 # Module subsets (matched on the name with "." and "_" alike): a few real attention
 # layers with their real widths (attn2.to_k reads the text width that names the
 # base model) and the first text-encoder layer.
@@ -112,6 +126,7 @@ def write_demo(root: Path) -> list[Path]:
     _style(out)
     _character(out)
     _industry(out)
+    out.text("blends/ink_hero.toml", INK_HERO_RECIPE)
     return sorted(out.written)
 
 
