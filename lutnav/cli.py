@@ -16,6 +16,7 @@ from click_default_group import DefaultGroup
 
 from catalog.errors import CatalogError
 from catalog.library import default_root
+from catalog.query import SORTABLE
 
 from . import __version__
 from .context import ensure_indexed, open_library, run_scan_with_progress
@@ -101,7 +102,8 @@ def _ls_rows(entries: list[dict]):
 @click.option("--theme", help="Only this theme (second folder level).")
 @click.option("--base", help="Only this base model: sd1, sd2, sdxl, flux, llm, unknown, …")
 @click.option("--format", "fmt", help="Only this format: kohya, diffusers, peft, lycoris, pickle, …")
-@click.option("--sort", default="path", show_default=True, help="Column to sort by.")
+@click.option("--sort", default="path", show_default=True, type=click.Choice(sorted(SORTABLE)),
+              help="Column to sort by.")
 @click.option("--limit", type=int, default=None, help="At most this many rows.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array (the stable contract).")
 @click.pass_context
@@ -115,6 +117,10 @@ def ls_cmd(ctx, category, theme, base, fmt, sort, limit, as_json) -> None:
         echo_json(entries)
     elif entries:
         table(_ls_rows(entries), LS_HEADERS, max_widths={0: 32, 7: 30})
+    elif any((category, theme, base, fmt)):
+        given = ", ".join(f"--{k} {v}" for k, v in (("category", category), ("theme", theme),
+                                                      ("base", base), ("format", fmt)) if v)
+        click.echo(f"no entries match {given} — `lutnav ls` lists them all", err=True)
     else:
         click.echo("no entries — add LoRA files under the library and run `lutnav scan`", err=True)
 

@@ -269,6 +269,11 @@ def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) ->
     result = convert_file(path, to, out, overwrite=overwrite)
     extra = f"; alpha folded into lora_B for {result.folded} modules" if result.folded else ""
     click.echo(f"{result.modules} modules, {result.tensors} tensors, {to} names{extra}", err=True)
+    from .mix.convert import carry_card
+
+    card = carry_card(found.lib.get(found.rel) if found.rel and found.lib else None, path, result.path)
+    if card is not None:
+        click.echo(f"card: {card}", err=True)
     _index_if_inside(ctx, lib, result.path)
     click.echo(str(result.path))
 

@@ -39,7 +39,9 @@ def train_cmd(ctx: click.Context, config_file: Path, check: bool, library: Path 
     config = load_config(config_file)
     plan = plan_run(config)
     root = _library_root(ctx, library)
-    missing = "" if root.is_dir() else " (missing: the result will stay in output_dir)"
+    named = library is not None or ctx.find_root().obj.get("explicit")
+    missing = "" if root.is_dir() else (" (will be created)" if named else
+                                        " (missing: the result will stay in output_dir)")
     for line in [*plan.lines(), f"library         {root}{missing}"]:
         click.echo(line, err=not check)
     if check:
@@ -76,9 +78,12 @@ def _file(ctx: click.Context, config, trained, library: Path | None) -> None:
 
     root = _library_root(ctx, library)
     if not root.is_dir():
-        click.echo(f"no library at {root}; the result stays in {config.output_dir} "
-                   "(pass --library DIR to file it)", err=True)
-        return
+        if library is None and not ctx.find_root().obj.get("explicit"):
+            click.echo(f"no library at {root} (the default, and it does not exist); the result stays in "
+                       f"{config.output_dir} — pass --library DIR to file it (DIR is created)", err=True)
+            return
+        root.mkdir(parents=True)  # named by the user: made, as `lutnav demo` makes one
+        click.echo(f"created library {root}", err=True)
     filed = file_into_library(root, trained.artifact, category=config.category, theme=config.theme,
                               name=config.name, card=trained.card, previews=trained.previews,
                               overwrite=config.overwrite)

@@ -155,3 +155,30 @@ def fold_scale(data: bytes, dtype: str, scale: float, file: Path, key: str) -> b
         rounded = (words + 0x7FFF + ((words >> 16) & 1)) >> 16
         return rounded.astype(np.uint16).tobytes()
     raise MergeInputError(f"tensor {key!r} is {dtype}; only float weights can be scaled", path=file)
+
+
+def carry_card(entry: dict | None, src: Path, out: Path) -> Path | None:
+    """Give the converted file the source's card: what the catalog shows for the source
+    (every card field, whichever sidecar it came from), so the copy reads the same.
+
+    Written only where ``out`` has no card yet — an existing card is never replaced —
+    and only when there is something to carry. Returns the card written, or None.
+    """
+    from catalog.card import FIELD_KINDS
+    from catalog.card_file import read_card, write_card
+    from catalog.sidecars import card_path
+
+    target = card_path(out, is_folder=False)
+    if target.exists():
+        return None
+    if entry is not None:
+        values = {k: entry[k] for k in FIELD_KINDS
+                  if k not in ("previews", "parents") and entry.get(k) not in (None, [], "")}
+    else:  # a file outside the library: its own card, if it has one
+        src_card = card_path(src)
+        values = read_card(src_card)[0].to_dict() if src_card.is_file() else {}
+        values.pop("previews", None)
+    if not values:
+        return None
+    write_card(target, values, expected_digest=None)
+    return target

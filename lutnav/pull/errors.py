@@ -52,7 +52,7 @@ class PickleOnly(NoLoraFound):
 
 
 class NotALora(PullError, ValueError):
-    hint = "the file was deleted; nothing was added to the library"
+    hint = "nothing was added to the library"
 
 
 class ChoiceNeeded(PullError):

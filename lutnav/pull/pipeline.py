@@ -124,9 +124,9 @@ def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | 
         staged = [s for i, pick in enumerate(picks) if (s := _stage(source, pick, stage / str(i), report))]
         if not staged:
             if len(picks) == 1:
-                raise NotALora(report.refused[0])
+                raise NotALora(report.refused[0], hint=_refused_hint(source))
             raise NoLoraFound(f"{source.label}: none of the chosen files is a LoRA — "
-                              + "; ".join(report.refused))
+                              + "; ".join(report.refused), hint=_refused_hint(source))
         shared = widget_images(source, card, stage / "widget", report.warnings)
         category = (opts.category or (exported.category if exported else None)
                     or _category(source, card, staged[0].verified, ask_category))
@@ -137,6 +137,13 @@ def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | 
                                         stage, exported))
     lib.scan_all()
     return report
+
+
+def _refused_hint(source: Source) -> str:
+    """What became of a refused file: a download is thrown away, a user's own file is not touched."""
+    if isinstance(source, HubSource):
+        return "the downloaded copy was deleted; nothing was added to the library"
+    return f"{source.label} was only read and is left as it is; nothing was added to the library"
 
 
 def _category(source: Source, card: HubCard | None, verified: Verified,
