@@ -30,6 +30,8 @@ EntryTable > .entry-table--broken { color: $error; }
 EntryTable > .entry-table--basket { text-style: bold; color: $accent; }
 
 #basket { height: auto; max-height: 45%; border-top: hkey $panel; display: none; }
+#basket-title { width: 1fr; height: auto; }
+#basket-hint { width: 1fr; height: auto; color: $text-muted; }
 #basket.-refused { border-top: hkey $error; }
 #basket-items { height: auto; }
 .basket-row { height: 1; }
@@ -48,6 +50,14 @@ CardForm { align: center middle; }
 #card-message { height: auto; }
 #card-buttons { height: 1; align-horizontal: right; }
 #card-buttons Button { margin-left: 2; }
+
+/* toasts over the top of the detail pane, never over the table or the basket */
+ToastRack { dock: top; align: right top; margin-top: 1; }
+Toast { max-width: 38%; }
+
+#entry-scroll { height: 1fr; padding: 0 1; }
+#entry-previews { height: auto; margin: 1 0; }
+.entry-preview { height: 24; width: auto; margin-right: 2; }
 
 HelpScreen { align: center middle; }
 #help-dialog { width: 90%; max-width: 100; height: auto; max-height: 90%; border: round $accent; padding: 0 1; }
