@@ -124,3 +124,21 @@ def test_a_bare_word_is_an_entry_even_beside_a_folder_of_that_name(workdir):
     assert (workdir / "hero.safetensors").is_file()
     result = _run(workdir, ["convert", "./herocat", "--to", "kohya"])
     assert "herocat: folder is not a PEFT adapter" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_lora_of_other_widths_on_a_checkpoint_of_its_family_is_one_line(tmp_path, monkeypatch):
+    """Family checks pass (both SD1), the shapes do not: one line, not pages of size mismatches."""
+    pytest.importorskip("diffusers")
+    from tests.lorafiles import write_kohya
+    from trainers.image.tiny import write_tiny_sd
+
+    model = write_tiny_sd(tmp_path / "sd1-tiny", channels=(32, 64))
+    root = tmp_path / "loras"
+    write_kohya(root / "style" / "full" / "full_size.safetensors")  # SD 1.5 widths (320, 640, …)
+    (root / ".lutnav").mkdir()
+    (root / ".lutnav" / "config.toml").write_text(f'[models]\nsd1 = "{model}"\n[preview]\nsteps = 1\nsize = 64\n')
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["--library", str(root), "preview", "full_size"])
+    _assert_one_line(result, "preview full_size")
+    assert "does not fit the checkpoint" in result.stderr and "size mismatch" in result.stderr

@@ -185,6 +185,7 @@ def load_pipeline(model: BaseModel):
         from diffusers import DDIMScheduler, DiffusionPipeline
 
         dtype = torch.float16 if torch.cuda.is_available() else torch.float32
+        _quiet_loading()
 
         if model.single_file:
             from trainers.errors import TrainerError
@@ -205,6 +206,20 @@ def load_pipeline(model: BaseModel):
     return _PIPELINES[model.path]
 
 
+def _quiet_loading() -> None:
+    """No loading bars from diffusers and transformers when stderr is not a terminal: piped,
+    logged or in a test, their carriage-return bars are noise around lutnav's own lines."""
+    import sys
+
+    if sys.stderr.isatty():
+        return
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
 def render(pipe, shot: Shot, s: Settings):
     """One image with ``shot``'s LoRAs applied at their weights; the pipeline is left clean."""
     import torch
@@ -213,7 +228,13 @@ def render(pipe, shot: Shot, s: Settings):
     try:
         for n, (file, _name, _w) in enumerate(shot.loras):
             adapter = f"lutnav_{n}"
-            pipe.load_lora_weights(str(file), adapter_name=adapter)
+            try:
+                pipe.load_lora_weights(str(file), adapter_name=adapter)
+            except (RuntimeError, ValueError, KeyError) as err:
+                raise MixError(lora_misfit(err), path=file,
+                               hint="the checkpoint is not this LoRA's base model (same family, other "
+                                    "shapes?): pick the checkpoint it was trained on in [models] or --model"
+                               ) from None
             names.append(adapter)
         if names:
             pipe.set_adapters(names, adapter_weights=[w for _, _, w in shot.loras])
@@ -226,6 +247,17 @@ def render(pipe, shot: Shot, s: Settings):
     finally:
         if names:
             pipe.unload_lora_weights()
+
+
+def lora_misfit(err: Exception) -> str:
+    """One line for what diffusers/torch say when a LoRA does not fit a pipeline
+    (a "size mismatch" error runs to hundreds of lines, one per tensor)."""
+    text = str(err)
+    mismatches = text.count("size mismatch")
+    first = next((ln.strip() for ln in text.splitlines() if "size mismatch" in ln), None)
+    if mismatches and first:
+        return f"does not fit the checkpoint: {mismatches} tensors of another shape (first: {first[:160]})"
+    return f"does not load into the checkpoint: {text.splitlines()[0][:200] if text else type(err).__name__}"
 
 
 def a1111_parameters(shot: Shot, s: Settings, model: str) -> str:
