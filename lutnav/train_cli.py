@@ -36,6 +36,9 @@ def train_cmd(ctx: click.Context, config_file: Path, check: bool, library: Path 
     from trainers.config import load_config
     from trainers.run import check as plan_run
 
+    if config_file.is_dir():
+        raise click.ClickException(f"{config_file}: is a folder; give the training config file "
+                                   "(a .toml, see schemas/train-config.schema.json)")
     config = load_config(config_file)
     plan = plan_run(config)
     root = _library_root(ctx, library)

@@ -118,6 +118,10 @@ def test_other_family_is_refused_before_anything_loads(workdir, case):
         assert "xl_model is sdxl, the LoRA is sd1 — pick a sd1 checkpoint" in result.stderr
 
 
+def test_train_given_a_folder_for_its_config_is_one_line(workdir):
+    _assert_one_line(_run(workdir, ["train", "./afolder", "--check"]), "train ./afolder")
+
+
 def test_a_bare_word_is_an_entry_even_beside_a_folder_of_that_name(workdir):
     result = _run(workdir, ["convert", "herocat", "--to", "diffusers", "--out", "hero.safetensors"])
     assert result.exit_code == 0, result.output
