@@ -516,3 +516,16 @@ def test_enter_opens_the_entry_full_screen_and_escape_goes_back(demo_lib):
         assert app.query_one("EntryTable").current["name"] == "ink_wash_v2"
 
     drive(demo_lib, scenario)
+
+
+def test_slash_in_the_entry_screen_goes_back_to_search(demo_lib):
+    async def scenario(app, pilot):
+        await select(app, pilot, "zzcat")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await pilot.press("slash")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ != "EntryScreen"
+        assert app.focused is app.query_one("#search")
+
+    drive(demo_lib, scenario)

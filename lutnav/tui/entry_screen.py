@@ -41,6 +41,7 @@ class EntryScreen(Screen[None]):
         Binding("space", "app.basket", "basket"),
         Binding("p", "app.preview", "preview"),
         Binding("c", "app.copy_prompt", "copy tag"),
+        Binding("slash", "search", "search", show=False),
     ]
 
     def __init__(self, path: str) -> None:
@@ -96,3 +97,8 @@ class EntryScreen(Screen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_search(self) -> None:
+        """Search lives on the table's screen: go back there and into the box."""
+        self.dismiss(None)
+        self.app.call_later(self.app.action_search)
