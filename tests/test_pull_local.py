@@ -149,3 +149,13 @@ def test_pull_creates_a_library_named_with_library(tmp_path):
     result = run(target, "pull", str(tmp_path / "ink.safetensors"), "--category", "style")
     assert f"created library {target}" in result.output
     assert (target / "style").is_dir()
+
+
+def test_a_bare_word_is_not_taken_for_a_folder_of_that_name(library, tmp_path, monkeypatch):
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "ink.safetensors").write_bytes(lora_bytes(seed=4))
+    monkeypatch.chdir(tmp_path)
+    line = assert_refused(run(library, "pull", "downloads", ok=False), library, "bare word")
+    assert "./downloads" in line
+    run(library, "pull", "./downloads", "--category", "style")
+    assert "style/downloads/ink.safetensors" in tree(library)
