@@ -112,6 +112,41 @@ def m002_fts_prefix_index(db: sqlite_utils.Database) -> None:
     db.execute("insert into [entries_fts] ([entries_fts]) values ('rebuild')")
 
 
+def _cjk_text(row: str) -> str:
+    return " || ' ' || ".join(f"coalesce({row}.[{c}], '')" for c in FTS_COLUMNS)
+
+
+def _non_ascii(expr: str) -> str:
+    """True when ``expr`` holds a character outside ASCII (its UTF-8 bytes outnumber its
+    characters): a check that costs next to nothing on the English rows of a scan."""
+    return f"length(cast(({expr}) as blob)) != length({expr})"
+
+
+@migrations()
+def m003_cjk_trigram(db: sqlite_utils.Database) -> None:
+    """A trigram index of the rows that hold non-ASCII text, for search inside CJK words.
+
+    The word index cannot find 风景 in 自然风景: Chinese and Japanese have no
+    spaces, so a whole run of characters is one token. Trigrams match any
+    substring of three or more characters; shorter CJK queries scan this table
+    only. The triggers skip plain-ASCII rows, so an English library pays a
+    length check per row, and they fire on updates of the text columns only.
+    """
+    db.execute("create virtual table [entries_cjk] using fts5(text, tokenize='trigram')")
+    new, cols = _cjk_text("new"), ", ".join(f"[{c}]" for c in FTS_COLUMNS)
+    db.execute(f"create trigger [entries_cjk_ai] after insert on [entries] when {_non_ascii(new)} begin "
+               f"delete from [entries_cjk] where rowid = new.rowid; "
+               f"insert into [entries_cjk] (rowid, text) values (new.rowid, {new}); end")
+    db.execute("create trigger [entries_cjk_ad] after delete on [entries] begin "
+               "delete from [entries_cjk] where rowid = old.rowid; end")
+    db.execute(f"create trigger [entries_cjk_au] after update of {cols} on [entries] begin "
+               f"delete from [entries_cjk] where rowid = old.rowid; "
+               f"insert into [entries_cjk] (rowid, text) select new.rowid, {new} where {_non_ascii(new)}; end")
+    text = _cjk_text("entries")
+    db.execute(f"insert into [entries_cjk] (rowid, text) select rowid, {text} from [entries] "
+               f"where {_non_ascii(text)}")
+
+
 def connect(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) and, unless told not to, migrate the index at ``path``."""
     conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)

@@ -140,3 +140,32 @@ def find_duplicates(lib: Library) -> Generator[HashProgress, None, list[list[str
             by_hash.setdefault(hashes[path].tensor_sha256, []).append(path)
         dupes.extend(sorted(paths) for paths in by_hash.values() if len(paths) > 1)
     return sorted(dupes)
+
+
+def same_tensors(lib: Library, path: Path) -> str | None:
+    """The library path of an entry that holds exactly ``path``'s tensors, if any.
+
+    Only entries with the same data-section size and tensor count are hashed
+    (their hashes are cached), so asking costs one pass over ``path`` and
+    nothing for a library without a candidate.
+    """
+    from .header import read_header
+
+    file = path / "adapter_model.safetensors" if path.is_dir() else path
+    header = read_header(file)
+    rows = lib.db.execute("select path from entries where data_size = ? and tensor_count = ? "
+                          "and error is null order by path",
+                          [header.file_size - header.data_offset, len(header.tensors)]).fetchall()
+    if not rows:
+        return None
+    mine = _run(hash_file(file)).tensor_sha256
+    known = _run(compute(lib, [r[0] for r in rows]))
+    return next((rel for rel, h in known.items() if h.tensor_sha256 == mine), None)
+
+
+def _run(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

@@ -84,6 +84,8 @@ def lora_modules(
     conv: bool = False,
     blocks: str | None = None,
     llm: LLMShape | None = None,
+    unet: UNetShape | None = None,
+    text: EncoderShape | None = None,
 ) -> list[Module]:
     """The modules a full LoRA of ``family`` adapts, named as ``style`` writes them.
 
@@ -91,7 +93,8 @@ def lora_modules(
     encoder of the family) or "te1"/"te2". ``conv`` adds the resnet and sampler
     layers LoCon trains. ``blocks`` forces UNet block names: "diffusers"
     (down_blocks_…) or "ldm" (input_blocks_…); by default kohya uses LDM names for
-    SDXL only, as sd-scripts does.
+    SDXL only, as sd-scripts does. ``unet``/``text`` replace the family's UNet and
+    (single) text-encoder shapes, for LoRAs of a scaled-down model of that family.
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, not {style!r}")
@@ -106,9 +109,11 @@ def lora_modules(
         if family == "flux":
             out += _flux_modules(style)
         else:
-            ldm = blocks == "ldm" or (blocks is None and style == "kohya" and UNETS[family].ldm_names)
-            out += _unet_modules(UNETS[family], style, ldm, conv)
-    for part, shape in TEXT_ENCODERS[family]:
+            shape = unet or UNETS[family]
+            ldm = blocks == "ldm" or (blocks is None and style == "kohya" and shape.ldm_names)
+            out += _unet_modules(shape, style, ldm, conv)
+    encoders = TEXT_ENCODERS[family] if text is None else (("te", text),)
+    for part, shape in encoders:
         if "te" in parts or part in parts:
             out += _encoder_modules(part, shape, style)
     return out

@@ -7,10 +7,13 @@ and other tools all see the same contract.
 from __future__ import annotations
 
 import difflib
+import os
 import re
+from pathlib import Path
+
 
 from . import stored_metadata
-from .errors import AmbiguousName, EntryNotFound
+from .errors import AmbiguousName, EntryNotFound, PathOutsideLibrary
 from .library import Library
 from .rows import decode
 
@@ -63,7 +66,15 @@ def strength(lib: Library, rel: str) -> float | None:
 
 def search(lib: Library, query: str, *, limit: int = 200, category: str | None = None,
            base: str | None = None, fmt: str | None = None) -> list[dict]:
-    """Full-text search; every word must match (as a prefix), best matches first."""
+    """Full-text search; every word must match (as a prefix), best matches first.
+
+    CJK text has no spaces between words, so its runs of characters match as
+    substrings anywhere (``风景`` finds ``自然风景``) through :func:`_search_cjk`;
+    other words in the same query still match as word prefixes.
+    """
+    runs = cjk_runs(query[:MAX_QUERY_CHARS])
+    if runs:
+        return _search_cjk(lib, query, runs, limit=limit, category=category, base=base, fmt=fmt)
     match = fts_query(query)
     if not match:
         return list_entries(lib, category=category, base=base, fmt=fmt, limit=limit)
@@ -92,6 +103,46 @@ def _few_matches(lib: Library, match: str) -> bool:
     return lib.db.execute(sql, [match]).fetchone()[0] <= RANKED_MATCHES
 
 
+_CJK_RUN = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f]+")
+
+
+def cjk_runs(text: str) -> list[str]:
+    """The runs of CJK characters (ideographs, kana, hangul, full-width forms) in ``text``."""
+    return _CJK_RUN.findall(text)
+
+
+def _search_cjk(lib: Library, query: str, runs: list[str], *, limit: int, category: str | None,
+                base: str | None, fmt: str | None) -> list[dict]:
+    """Rows whose text holds every CJK run of ``query`` and every other word in it.
+
+    All of it runs on the trigram table, which holds only the rows with CJK text:
+    terms of three or more characters through its index, shorter ones (which
+    trigrams cannot match) checked on each row it yields. Other words of a mixed
+    query match as substrings here, not only as word prefixes. Rows come in index
+    order, the limit cutting the scan short.
+    """
+    text = query[:MAX_QUERY_CHARS]
+    words = re.findall(r"\w+", _CJK_RUN.sub(" ", text))
+    terms = list(dict.fromkeys([*runs, *words]))[:32]
+    clauses, args = [], []
+    long = [t for t in terms if len(t) >= 3]
+    if long:
+        clauses.append("c.text match ?")
+        args.append(" ".join('"' + t.replace('"', '""') + '"' for t in long))
+    for term in (t for t in terms if len(t) < 3):
+        if _CJK_RUN.fullmatch(term):  # CJK has no case: no lower() on every row
+            clauses.append("instr(c.text, ?) > 0")
+            args.append(term)
+        else:
+            clauses.append("instr(lower(c.text), ?) > 0")
+            args.append(term.lower())
+    where, filter_args = _filters(category=category, base=base, fmt=fmt, table="e")
+    sql = ("select e.* from entries_cjk c join entries e on e.rowid = c.rowid where "
+           + " and ".join(clauses) + where.replace(" where ", " and ", 1)
+           + f" order by c.rowid limit {int(limit)}")
+    return [public(decode(r)) for r in lib.db.query(sql, [*args, *filter_args])]
+
+
 def fts_query(text: str) -> str:
     """Turn what a user typed into a safe FTS5 query: quoted prefix terms, ANDed.
 
@@ -102,16 +153,40 @@ def fts_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words[:32])
 
 
+def is_path_arg(text: str) -> bool:
+    """The one rule every verb follows: a path contains a separator or starts with ``.`` or
+    ``~``; anything else is an entry name, looked up in the catalog.
+
+    So an entry called ``empty`` is found by name even when the current folder
+    happens to hold a folder ``./empty``; write ``./empty`` to mean the folder.
+    """
+    return "/" in text or os.sep in text or text.startswith((".", "~"))
+
+
 def resolve(lib: Library, name_or_path: str) -> str:
     """The library path of an entry given by its name (the file stem) or a path."""
     db = lib.db
-    if _looks_like_path(name_or_path):
-        rel = lib.relpath(name_or_path) if not _is_rel_known(lib, name_or_path) else name_or_path
-        rel = rel.rstrip("/")
+    if is_path_arg(name_or_path):
+        if _is_rel_known(lib, name_or_path):
+            return name_or_path.rstrip("/")
+        path = Path(name_or_path).expanduser()
+        if not path.exists() and not path.is_symlink():
+            raise EntryNotFound("no such file or folder", path=name_or_path,
+                                hint="a word without '/' is looked up as an entry name; "
+                                     "`lutnav ls` lists them")
+        try:
+            rel = lib.relpath(path).rstrip("/")
+        except PathOutsideLibrary:
+            raise PathOutsideLibrary(f"not inside the library {lib.root}", path=name_or_path,
+                                     hint=f"`lutnav pull {name_or_path}` adds it to the library") from None
         if list(db.query("select 1 from entries where path = ?", [rel])):
             return rel
-        raise EntryNotFound(f"no entry at {rel!r} in the index", path=lib.root)
-    paths = [r["path"] for r in db.query("select path from entries where name = ?", [name_or_path])]
+        raise EntryNotFound(f"no entry at {rel!r} in the index", path=lib.root,
+                            hint="run `lutnav scan` if the file is new; a folder is an entry only when it "
+                                 "is a PEFT adapter")
+    paths = _named(db, name_or_path)
+    if not paths and name_or_path.lower().endswith(LORA_SUFFIXES):
+        paths = _named(db, name_or_path.rsplit(".", 1)[0])
     if len(paths) == 1:
         return paths[0]
     if len(paths) > 1:
@@ -120,6 +195,13 @@ def resolve(lib: Library, name_or_path: str) -> str:
     close = difflib.get_close_matches(name_or_path, names, n=3)
     hint = f"did you mean {', '.join(close)}?" if close else None
     raise EntryNotFound(f"no entry named {name_or_path!r}", hint=hint)
+
+
+LORA_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".pth")
+
+
+def _named(db, name: str) -> list[str]:
+    return [r["path"] for r in db.query("select path from entries where name = ?", [name])]
 
 
 def show(lib: Library, name_or_path: str) -> dict:
@@ -152,10 +234,6 @@ def _fresh_hashes(h: dict, row: dict) -> dict | None:
     if h["size"] != row["size"] or h["mtime_ns"] != row["mtime_ns"]:
         return None
     return {"sha256": h["sha256"], "autov2": h["autov2"], "tensor_sha256": h["tensor_sha256"]}
-
-
-def _looks_like_path(text: str) -> bool:
-    return "/" in text or text.endswith((".safetensors", ".ckpt", ".pt", ".bin", ".pth"))
 
 
 def _is_rel_known(lib: Library, text: str) -> bool:

@@ -153,3 +153,28 @@ def _parse_value(name: str, value: str) -> dict[str, Any]:
     if name in ("trigger_words", "themes", "tags"):
         return {name: [item.strip("`") for item in split_list(value) if item.strip("`")]}
     return {name: value}
+
+
+def section_text(text: str, stem: str) -> str | None:
+    """The lines of ``stem``'s section as written (heading included), to carry it elsewhere.
+
+    Export puts this into the zip so that the entry's folder-README fields reach
+    the other library word for word; ``None`` when the README has no such section.
+    """
+    lines = text.splitlines()
+    start = None
+    in_fence = False
+    for number, line in enumerate(lines):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        heading = _HEADING.match(line)
+        if not heading:
+            continue
+        if start is not None:
+            return "\n".join(lines[start:number]).rstrip() + "\n"
+        if len(heading.group(1)) in (2, 3, 4) and heading_stem(heading.group(2)).casefold() == stem.casefold():
+            start = number
+    return "\n".join(lines[start:]).rstrip() + "\n" if start is not None else None

@@ -162,37 +162,76 @@ def dupes_cmd(ctx, as_json: bool) -> None:
 @click.argument("specs", nargs=-1, required=True)
 @click.pass_context
 def prompt_cmd(ctx, specs: tuple[str, ...]) -> None:
-    """Print <lora:name:weight> tags for A1111/Forge (SPEC is NAME[:WEIGHT])."""
+    """Print <lora:name:weight> tags for A1111/Forge (SPEC is NAME[:WEIGHT]).
+
+    A broken file is refused as mix refuses it (no client can load it); a pickle
+    gets a warning, since lutnav never opens it but the WebUI may.
+    """
+    from .mix.guards import entry_problem
+
     lib = open_library(ctx)
     ensure_indexed(lib)
-    click.echo(format_tags(lib, parse_specs(specs)))
+    parsed = parse_specs(specs)
+    for spec in parsed:
+        entry = lib.get(spec.name)
+        problem = entry_problem(entry, spec.name)
+        if entry.get("error"):
+            raise CatalogError(problem)
+        if problem:
+            click.echo(f"warning: {problem}", err=True)
+    click.echo(format_tags(lib, parsed))
 
 
 @click.command("demo")
 @click.option("--into", type=click.Path(path_type=Path), default=None,
               help="Folder to write the demo library into (default: the --library folder).")
+@click.option("--no-models", is_flag=True,
+              help="Skip the tiny base models (previews, grid and chat then need [models] set by hand).")
 @click.option("--overwrite", is_flag=True, help="Reset demo cards you edited since an earlier demo.")
 @click.pass_context
-def demo_cmd(ctx, into: Path | None, overwrite: bool) -> None:
-    """Write a small demo library (every format and sidecar kind) and index it."""
+def demo_cmd(ctx, into: Path | None, no_models: bool, overwrite: bool) -> None:
+    """Write a small demo library (every format and sidecar kind) and index it.
+
+    Also writes two tiny base models with random weights (an SD1 pipeline and a
+    Llama, built in seconds) and points [models] at them, so preview, grid,
+    mix --preview, chat and the LLM blend run offline. Their output is noise: they
+    show the pipeline. Run again to restore deleted demo files; files that exist
+    (your edits) are never changed.
+    """
     from catalog.library import Library
 
     from .demo import write_demo
 
-    root = into or ctx.find_root().obj["root"]
+    root = Path(into or ctx.find_root().obj["root"])
     try:
-        write_demo(Path(root), overwrite=overwrite, note=lambda text: click.echo(f"note: {text}", err=True))
+        written = write_demo(root, overwrite=overwrite, note=lambda text: click.echo(f"note: {text}", err=True))
     except (FileExistsError, OSError) as exc:
         raise CatalogError(str(exc)) from None
+    models = None
+    if not no_models:
+        from .demo_models import write_demo_models
+
+        click.echo("building the demo's tiny base models (a few seconds)…", err=True)
+        models = write_demo_models(root)
     lib = Library(root)
     ctx.find_root().obj["lib"] = lib
-    s = run_scan_with_progress(lib, full=True)
+    s = run_scan_with_progress(lib)
     entries = lib.entries()
     table(((e["name"], e["category"], e["base_model"], e["format"], e["rank"],
             "broken" if e["error"] else "") for e in entries),
           ("name", "category", "base", "format", "rank", ""))
-    click.echo(f"demo library at {lib.root}: {s.total} entries. Try: "
-               f"lutnav --library {root} search ink")
+    fresh = len(written) > 1  # more than the marker: files were missing
+    click.echo(f"demo library at {lib.root}: {s.total} entries"
+               + ("" if fresh or not written else "; existing files were left as they are")
+               + ("" if fresh else " (nothing was missing)" if not written else "") + ".")
+    if models is not None:
+        from .demo_models import NOISE_NOTE
+
+        for note in models.notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {NOISE_NOTE}")
+    where = "" if root == Path("loras") and ctx.find_root().obj["root"] == Path("loras") else f" --library {root}"
+    click.echo(f"Try: lutnav{where} search ink   ·   lutnav{where} preview ink_wash_v2   ·   lutnav{where}")
 
 
 @click.command("tui")

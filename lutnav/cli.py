@@ -18,6 +18,7 @@ from click_default_group import DefaultGroup
 
 from catalog.errors import CatalogError
 from catalog.library import default_root
+from catalog.query import SORTABLE
 
 from . import __version__
 from .context import ensure_indexed, open_library, run_scan_with_progress
@@ -90,7 +91,7 @@ def cli(ctx: click.Context, library: Path | None) -> None:
 
     Start with `lutnav demo` for a small library, or `lutnav --library DIR scan`.
     """
-    ctx.obj = {"root": library or default_root()}
+    ctx.obj = {"root": library or default_root(), "explicit": library is not None}
     if ctx.invoked_subcommand is None:  # `lutnav --library DIR` alone opens the TUI too
         ctx.invoke(cli.commands["tui"])
 
@@ -127,7 +128,8 @@ def _ls_rows(entries: list[dict]):
 @click.option("--theme", help="Only this theme (second folder level).")
 @click.option("--base", help="Only this base model: sd1, sd2, sdxl, flux, llm, unknown, …")
 @click.option("--format", "fmt", help="Only this format: kohya, diffusers, peft, lycoris, pickle, …")
-@click.option("--sort", default="path", show_default=True, help="Column to sort by.")
+@click.option("--sort", default="path", show_default=True, type=click.Choice(sorted(SORTABLE)),
+              help="Column to sort by.")
 @click.option("--limit", type=int, default=None, help="At most this many rows.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array (the stable contract).")
 @click.pass_context
@@ -141,6 +143,10 @@ def ls_cmd(ctx, category, theme, base, fmt, sort, limit, as_json) -> None:
         echo_json(entries)
     elif entries:
         table(_ls_rows(entries), LS_HEADERS, max_widths={0: 32, 7: 30})
+    elif any((category, theme, base, fmt)):
+        given = ", ".join(f"--{k} {v}" for k, v in (("category", category), ("theme", theme),
+                                                      ("base", base), ("format", fmt)) if v)
+        click.echo(f"no entries match {given} — `lutnav ls` lists them all", err=True)
     else:
         click.echo("no entries — add LoRA files under the library and run `lutnav scan`", err=True)
 

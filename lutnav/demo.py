@@ -2,8 +2,10 @@
 
 Everything is generated at demo time from a fixed seed: no download, no binary in
 the repository, the same bytes on every run. The weights are small (rank 4, a few
-modules per file) but the module names and widths are the real ones, so base
-detection, mixing and export behave as on LoRAs from the wild. Every sidecar kind
+modules per file) but the module names are the real ones, and so are the widths
+that tell a family apart, so base detection, mixing and export behave as on LoRAs
+from the wild. SD1 LoRAs and the LLM adapters are shaped for the demo's own tiny
+base models (:mod:`lutnav.demo_models`), so previews and chat run on them offline. Every sidecar kind
 the catalog reads appears at least once; one file is broken on purpose, and one
 is a pickle that must be listed and never opened.
 """
@@ -23,10 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalog.layouts import LLMShape, lora_modules, lora_tensors
+import tomli_w
+
+from catalog.layouts import EncoderShape, LLMShape, UNetShape, lora_modules, lora_tensors
 from catalog.writer import encode_floats, write_safetensors
 
-#: written at the root so that a later `lutnav demo` may refresh the tree it made
+#: written at the root so that a later `lutnav demo` may add what is missing there
 MARKER = ".lutnav-demo"
 SEED = 1337
 
@@ -67,6 +71,20 @@ INK_WASH_README = """\
 - 注意事项:避免与强对比风格LoRA叠加使用
 """
 
+#: a saved blend (schemas/mix-recipe.schema.json): `lutnav mix --recipe loras/blends/ink_hero.toml`
+INK_HERO_RECIPE = """\
+name = "ink_hero"
+description = "The hero cat in ink wash: mostly the style, a little of the character."
+
+[[lora]]
+name = "ink_wash_v2"
+weight = 0.7
+
+[[lora]]
+name = "herocat"
+weight = 0.3
+"""
+
 # Module subsets (matched on the name with "." and "_" alike): a few real attention
 # layers with their real widths (attn2.to_k reads the text width that names the
 # base model) and the first text-encoder layer.
@@ -75,26 +93,41 @@ _SD_PICK = (r"(down_blocks_0_attentions_0|mid_block_attentions_0|up_blocks_3_att
 _SDXL_PICK = (r"(input_blocks_4_1|middle_block_1)_transformer_blocks_0_attn2_to_(q|k|v|out_0)$"
               r"|encoder_layers_0_self_attn_(q|v)_proj$")
 _FLUX_PICK = r"double_blocks_0_(img|txt)_attn_(qkv|proj)$|single_blocks_0_linear2$"
-_CONV_PICK = r"down_blocks_0_(resnets_0_conv[12]|downsamplers_0_conv)$|up_blocks_3_resnets_0_conv2$"
-_TINY_LLAMA = LLMShape(hidden=64, intermediate=172, layers=2, kv_width=32)
+_CONV_PICK = r"down_blocks_0_(resnets_0_conv[12]|downsamplers_0_conv)$|up_blocks_1_resnets_0_conv2$"
+
+# The demo's own base models (written by `lutnav demo`, see lutnav.demo_models) and the
+# shapes its LoRAs take so that they load into them. The SD1 model keeps SD1's widths where
+# they name the family — cross-attention and text encoder 768 wide — so every tool takes
+# it and its LoRAs for SD1, with as few channels as diffusers allows elsewhere.
+DEMO_SD1_CHANNELS = (32, 64)
+DEMO_SD1_TEXT_MLP = 256
+DEMO_SD1_UNET = UNetShape(DEMO_SD1_CHANNELS, (1, 0), 1, 768, False, False)
+DEMO_SD1_TEXT = EncoderShape(768, 1, DEMO_SD1_TEXT_MLP)
+# (all four text-encoder projections: diffusers tells a kohya text-encoder LoRA's layout by its out_proj)
+_SD1_PICK = (r"(down_blocks_0_attentions_0|mid_block_attentions_0|up_blocks_1_attentions_[01])"
+             r"_transformer_blocks_0_attn[12]_to_(q|k|v|out_0)$|encoder_layers_0_self_attn_(q|k|v|out)_proj$")
+_TINY_LLAMA = LLMShape(hidden=64, intermediate=128, layers=2, kv_width=64)
+DEMO_LLAMA = {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 128}
 
 
 def write_demo(root: Path, *, overwrite: bool = False, note: Callable[[str], None] | None = None) -> list[Path]:
     """Write the demo library under ``root``; return every file written, sorted.
 
-    ``root`` may be missing, empty, or an earlier demo (its files are rewritten;
-    anything a user added there is left alone, and so is a demo card the user
-    edited, unless ``overwrite``; ``note`` hears about each one kept). Any other
-    non-empty folder is refused, so a user's own LoRAs never get demo files mixed in.
+    ``root`` may be missing, empty, or an earlier demo. In an earlier demo only
+    the files that are missing are written: a file that exists — a card the user
+    edited, a LoRA they replaced — is never touched, so running the demo again
+    repairs what was deleted and loses nothing. Any other non-empty folder is
+    refused, so a user's own LoRAs never get demo files mixed in.
     """
     root = Path(root)
     _check_target(root)
     root.mkdir(parents=True, exist_ok=True)
-    out = _Out(root, overwrite, note)
+    out = _Out(root, overwrite=overwrite, note=note)
     out.text(MARKER, "lutnav demo library: `lutnav demo` may rewrite the files it made here.\n")
     _style(out)
     _character(out)
     _industry(out)
+    out.text("blends/ink_hero.toml", INK_HERO_RECIPE)
     return sorted(out.written)
 
 
@@ -115,7 +148,7 @@ def _check_target(root: Path) -> None:
 
 
 def _style(out: _Out) -> None:
-    out.lora("style/ink_wash/ink_wash_v2", "sd1", _SD_PICK, alpha=2.0, metadata=_kohya_meta(
+    out.lora("style/ink_wash/ink_wash_v2", "sd1", _SD1_PICK, alpha=2.0, metadata=_kohya_meta(
         "ink_wash_v2", "sd_v1", 4, 2.0, {"ink wash painting": 38, "mountain": 21, "mist": 17, "pine tree": 9}))
     out.text("style/ink_wash/README.md", INK_WASH_README)
     out.preview("style/ink_wash/ink_wash_v2.preview.png", "ink", 0.0, "hills", grey=True)
@@ -134,7 +167,7 @@ def _style(out: _Out) -> None:
         "modelspec.implementation": "diffusers", "modelspec.title": "Cute Anime Girl ZZ",
         "modelspec.trigger_phrase": "zz_girl", "modelspec.resolution": "512x512",
         "modelspec.date": "2024-11-02T09:30:00", "modelspec.author": "lutnav demo"})
-    out.lora("style/anime/cute_anime_girl_zz", "sd1", _SD_PICK, alpha=2.0, metadata=anime)
+    out.lora("style/anime/cute_anime_girl_zz", "sd1", _SD1_PICK, alpha=2.0, metadata=anime)
     out.toml("style/anime/cute_anime_girl_zz.toml", {
         "title": "Cute anime girl (zz)", "description": "A cheerful anime character style.",
         "trigger_words": ["zz_girl"], "strength": 0.7, "strength_range": [0.5, 0.9],
@@ -146,7 +179,7 @@ def _style(out: _Out) -> None:
     out.bytes("style/anime/anime_lineart_2022.ckpt",
               pickle.dumps({"epoch": 12, "global_step": 4800, "note": "lineart lora, 2022"}, protocol=2))
 
-    out.lora("style/pixel_art/pixel_locon", "sd1", _SD_PICK + "|" + _CONV_PICK, conv=True, alpha=1.0,
+    out.lora("style/pixel_art/pixel_locon", "sd1", _SD1_PICK + "|" + _CONV_PICK, conv=True, alpha=1.0,
              conv_rank=2, metadata=_kohya_meta(
                  "pixel_locon", "sd_v1", 4, 1.0, {"pixel art": 50, "8bit": 31}, module="lycoris.kohya",
                  args={"algo": "locon", "conv_dim": "2", "conv_alpha": "1"}))
@@ -163,7 +196,7 @@ def _style(out: _Out) -> None:
     # LoHa whose header claims SDXL: the shapes say SD1, and the shapes win.
     oil = _kohya_meta("oil_loha", "sdxl_base_v1-0", 4, 2.0, {"oil painting": 40, "impasto": 18},
                       module="lycoris.kohya", args={"algo": "loha"})
-    out.lora("style/oil_paint/oil_loha", "sd1", _SD_PICK, alpha=2.0, network="loha", metadata=oil)
+    out.lora("style/oil_paint/oil_loha", "sd1", _SD1_PICK, alpha=2.0, network="loha", metadata=oil)
     out.json("style/oil_paint/oil_loha.cm-info.json", {
         "ModelName": "Oil Paint", "VersionName": "LoHa v3", "ModelId": 5501, "VersionId": 7702,
         "ModelType": "LORA", "BaseModel": "SD 1.5", "ModelDescription": "<p>Thick impasto strokes.</p>",
@@ -180,17 +213,17 @@ def _style(out: _Out) -> None:
 
 def _character(out: _Out) -> None:
     adapter_meta = {"unet.r": 4, "unet.lora_alpha": 4, "unet.target_modules": ["to_q", "to_k", "to_v", "to_out.0"]}
-    out.lora("character/cats/zzcat", "sd1", _SD_PICK, style="diffusers", parts=("unet",), alpha=4.0,
+    out.lora("character/cats/zzcat", "sd1", _SD1_PICK, style="diffusers", parts=("unet",), alpha=4.0,
              metadata={"format": "pt", "lora_adapter_metadata": json.dumps(adapter_meta, sort_keys=True)})
     out.toml("character/cats/zzcat.toml", {
         "title": "zzcat", "description": "A grey tabby cat called zzcat.", "trigger_words": ["zzcat"],
         "strength": 0.8, "themes": ["cat", "pet"], "tags": ["cat"], "type": "character"})
     out.preview("character/cats/zzcat.png", "cat", 0.12, "cat")  # A1111's other preview spelling
-    out.lora("character/cats/broken_download", "sd1", _SD_PICK, alpha=2.0, metadata={"ss_network_dim": "4"})
-    broken = out.root / "character/cats/broken_download.safetensors"
-    os.truncate(broken, broken.stat().st_size - 1024)  # an interrupted download
+    if out.lora("character/cats/broken_download", "sd1", _SD1_PICK, alpha=2.0, metadata={"ss_network_dim": "4"}):
+        broken = out.root / "character/cats/broken_download.safetensors"
+        os.truncate(broken, broken.stat().st_size - 1024)  # an interrupted download
 
-    out.lora("character/heroes/herocat", "sd1", _SD_PICK, alpha=2.0, metadata=_kohya_meta(
+    out.lora("character/heroes/herocat", "sd1", _SD1_PICK, alpha=2.0, metadata=_kohya_meta(
         "herocat", "sd_v1", 4, 2.0, {"herocat": 30, "red cape": 25, "flying": 12}))
     out.json("character/heroes/herocat.civitai.info", {
         "id": 104501, "modelId": 98765, "name": "v1.0", "baseModel": "SD 1.5",
@@ -249,65 +282,85 @@ def _kohya_meta(name: str, version: str, rank: int, alpha: float, tags: dict[str
 
 
 class _Out:
-    """Writes files under the root and remembers them."""
+    """Writes the files that are missing under the root and remembers them.
 
-    def __init__(self, root: Path, overwrite: bool = False, note: Callable[[str], None] | None = None):
+    Each writer returns whether it wrote: a path that exists (a file, a folder,
+    a link) belongs to the user from then on and is left exactly as it is.
+    """
+
+    def __init__(self, root: Path, *, overwrite: bool = False, note: Callable[[str], None] | None = None):
         self.root = root
         self.written: list[Path] = []
-        self.overwrite = overwrite
+        self.kept: list[Path] = []
+        self.overwrite = overwrite  # demo cards only: `lutnav demo --overwrite` resets the ones edited
         self.note = note or (lambda text: None)
 
-    def _path(self, rel: str) -> Path:
+    def _path(self, rel: str) -> Path | None:
         path = self.root.joinpath(*rel.split("/"))
+        if path.exists() or path.is_symlink():
+            self.kept.append(path)
+            return None
         path.parent.mkdir(parents=True, exist_ok=True)
         self.written.append(path)
         return path
 
-    def bytes(self, rel: str, data: bytes) -> None:
-        self._path(rel).write_bytes(data)
+    def bytes(self, rel: str, data: bytes) -> bool:
+        path = self._path(rel)
+        if path is not None:
+            path.write_bytes(data)
+        return path is not None
 
-    def text(self, rel: str, text: str) -> None:
-        self.bytes(rel, text.encode("utf-8"))
+    def text(self, rel: str, text: str) -> bool:
+        return self.bytes(rel, text.encode("utf-8"))
 
-    def json(self, rel: str, data: object) -> None:
-        self.text(rel, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    def json(self, rel: str, data: object) -> bool:
+        return self.text(rel, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
-    def toml(self, rel: str, data: dict) -> None:
-        """A card, through the catalog's card writer: one the user edited is kept unless told."""
-        from catalog.card_file import write_card
-        from catalog.card_slot import card_slot, claim_card
-        from catalog.sidecars import PEFT_CARD_NAME
-
+    def toml(self, rel: str, data: dict) -> bool:
+        """A card: one that exists stays as the user left it (said when it differs), unless ``overwrite``."""
+        text = tomli_w.dumps(data).encode("utf-8")
         path = self.root.joinpath(*rel.split("/"))
-        in_folder = path.name == PEFT_CARD_NAME
-        lora = path.parent if in_folder else path.with_suffix(".safetensors")
-        slot = card_slot(lora, is_folder=in_folder)
-        if slot.digest is not None and slot.values != data and not self.overwrite:
+        if not (path.is_file() and not path.is_symlink()):
+            return self.bytes(rel, text)
+        if path.stat().st_size <= 1 << 20 and path.read_bytes() == text:
+            self.kept.append(path)
+            return False
+        if not self.overwrite:
+            self.kept.append(path)
             self.note(f"kept {rel}: it differs from the demo's card (`lutnav demo --overwrite` resets it)")
-            return
-        slot = claim_card(lora, replace=True, is_folder=in_folder, fresh=True)
-        self._path(rel)
-        write_card(path, data, expected_digest=slot.digest, fresh=True)
+            return False
+        from catalog.durable import atomic_write
+
+        with atomic_write(path) as fh:
+            fh.write(text)
+        self.written.append(path)
+        return True
 
     def lora(self, stem: str, family: str, pick: str, *, style: str = "kohya", parts=("unet", "te"),
              conv: bool = False, rank: int = 4, alpha: float, dtype: str = "F16", network: str = "lora",
-             conv_rank: int | None = None, metadata: dict[str, str]) -> None:
-        modules = [m for m in lora_modules(family, style=style, parts=parts, conv=conv)
+             conv_rank: int | None = None, metadata: dict[str, str]) -> bool:
+        path = self._path(stem + ".safetensors")
+        if path is None:
+            return False
+        shapes = {"unet": DEMO_SD1_UNET, "text": DEMO_SD1_TEXT} if family == "sd1" else {}
+        modules = [m for m in lora_modules(family, style=style, parts=parts, conv=conv, **shapes)
                    if re.search(pick, m.name.replace(".", "_"))]
         specs = lora_tensors(modules, rank, alpha, dtype, network=network, conv_rank=conv_rank)
         rng = random.Random(f"{SEED}:{stem}")
         tensors = {key: (dt, shape, _values(key, dt, shape, alpha, rng)) for key, (dt, shape) in specs.items()}
-        write_safetensors(self._path(stem + ".safetensors"), tensors, metadata, fsync=False)
+        write_safetensors(path, tensors, metadata, fsync=False)
+        return True
 
     def adapter(self, folder: str, targets: tuple[str, ...], *, rank: int, alpha: float) -> None:
         """A PEFT ``save_pretrained`` folder for a 2-layer, 64-wide Llama (the size text-trainer tests use)."""
-        modules = [m for m in lora_modules("llm", style="peft-llm", llm=_TINY_LLAMA)
-                   if m.name.rsplit(".", 1)[-1] in targets]
-        specs = lora_tensors(modules, rank, alpha, "F32")
-        rng = random.Random(f"{SEED}:{folder}")
-        tensors = {key: (dt, shape, _values(key, dt, shape, alpha, rng)) for key, (dt, shape) in specs.items()}
-        write_safetensors(self._path(f"{folder}/adapter_model.safetensors"), tensors, {"format": "pt"},
-                          fsync=False)
+        path = self._path(f"{folder}/adapter_model.safetensors")
+        if path is not None:
+            modules = [m for m in lora_modules("llm", style="peft-llm", llm=_TINY_LLAMA)
+                       if m.name.rsplit(".", 1)[-1] in targets]
+            specs = lora_tensors(modules, rank, alpha, "F32")
+            rng = random.Random(f"{SEED}:{folder}")
+            tensors = {key: (dt, shape, _values(key, dt, shape, alpha, rng)) for key, (dt, shape) in specs.items()}
+            write_safetensors(path, tensors, {"format": "pt"}, fsync=False)
         self.json(f"{folder}/adapter_config.json", {
             "base_model_name_or_path": "lutnav-demo/tiny-llama-2l-h64", "bias": "none",
             "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True,
@@ -316,7 +369,9 @@ class _Out:
             "use_dora": False, "use_rslora": False})
 
     def preview(self, rel: str, label: str, hue: float, motif: str, *, grey: bool = False) -> None:
-        self.bytes(rel, _draw_preview(label, hue, motif, grey))
+        path = self._path(rel)
+        if path is not None:  # drawn only when missing: drawing is the slow part
+            path.write_bytes(_draw_preview(label, hue, motif, grey))
 
 
 def _values(key: str, dtype: str, shape: tuple[int, ...], alpha: float, rng: random.Random) -> bytes:

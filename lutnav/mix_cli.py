@@ -14,7 +14,7 @@ import click
 
 from catalog.errors import CatalogError
 
-from .context import ensure_indexed, open_library
+from .context import ensure_indexed, locate, open_library
 from .output import color, echo_json, progress
 
 DIFFUSERS_HELP = "needs `pip install 'lutnav[train]'`"
@@ -25,9 +25,11 @@ def _sampling_options(f):
         click.option("--prompt", help="Prompt (default: 'a picture' + the trigger words)."),
         click.option("--negative", "negative_prompt", help="Negative prompt (default: the card's)."),
         click.option("--seed", type=int, default=1, show_default=True),
-        click.option("--steps", type=click.IntRange(1, 500), default=20, show_default=True),
-        click.option("--size", type=click.IntRange(64, 2048), default=512, show_default=True,
-                     help="Image width and height in pixels (a multiple of 8)."),
+        click.option("--steps", type=click.IntRange(1, 500), default=None,
+                     help="Sampling steps (default: [preview] steps in .lutnav/config.toml, else 20)."),
+        click.option("--size", type=click.IntRange(64, 2048), default=None,
+                     help="Image width and height in pixels, a multiple of 8 "
+                          "(default: [preview] size in .lutnav/config.toml, else 512)."),
         click.option("--guidance", type=float, default=7.0, show_default=True),
         click.option("--model", help="Checkpoint .safetensors or diffusers folder to sample with "
                      "(default: [models] in .lutnav/config.toml)."),
@@ -39,7 +41,7 @@ def _sampling_options(f):
 def _settings(prompt, negative_prompt, seed, steps, size, guidance):
     from .mix.preview import Settings
 
-    if size % 8:
+    if size is not None and size % 8:
         raise click.BadParameter(f"{size} is not a multiple of 8", param_hint="--size")
     return Settings(prompt, negative_prompt, seed, steps, size, guidance)
 
@@ -115,16 +117,16 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwr
         raise click.UsageError("--into-model needs --out and takes no --rank")
     lib = open_library(ctx)
     ensure_indexed(lib)
+    if preview:
+        from .mix.preview import preview_defaults
+
+        preview_defaults(settings, lib)
     items = resolve_items(lib, parsed)
     adapters = bool(items) and all(i.entry.get("base_model") == "llm" for i in items)
     if out is not None and not adapters:
         check_output(out, overwrite=bool(overwrite))
     if out is not None:
         lib.check_writable(out)
-    if preview:
-        from .mix.preview import require_diffusers
-
-        require_diffusers()
     modules = [_modules_or_empty(module_set, lib.abspath(i.rel), i.entry) for i in items]
     verdict = check_blend([i.entry for i in items], [i.weight for i in items], lib.config,
                           force=bool(force), modules=modules)
@@ -132,6 +134,12 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwr
         click.echo(line, err=True)
     if not verdict.ok:
         ctx.exit(1)
+    if preview:
+        from .mix.preview import model_for, require_diffusers
+
+        bases = {i.entry.get("base_model") for i in items} - {"unknown", None}
+        model_for(lib, bases.pop() if len(bases) == 1 else None, model)  # before torch loads
+        require_diffusers()
 
     if adapters:
         _blend_adapters(lib, items, out, rank, bool(overwrite))
@@ -166,11 +174,13 @@ def _blend_adapters(lib, items, out: Path | None, rank: int | None, overwrite: b
     out = Path(out).expanduser()
     if out.exists() and not overwrite:
         raise click.UsageError(f"{out} exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise click.UsageError(f"folder {out.parent} does not exist")
+    from .llm_base import llm_base
+
+    base = llm_base(lib, lib.abspath(items[0].rel))  # before torch: a missing model is said at once
+    out.parent.mkdir(parents=True, exist_ok=True)  # the folder named for the result, as `train` files one
     from trainers.text.blend import blend_adapters
 
-    blended = blend_adapters(None, [(lib.abspath(i.rel), i.weight) for i in items], out,
+    blended = blend_adapters(base, [(lib.abspath(i.rel), i.weight) for i in items], out,
                              combination_type="svd" if rank else "cat", svd_rank=rank)
     click.echo(f"blended adapter → {blended.path} (rank {blended.rank}, {blended.combination_type} "
                f"of {len(items)} adapters)")
@@ -253,16 +263,13 @@ def _bake(lib, items, base: Path, out: Path, overwrite: bool) -> Path:
 def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) -> None:
     """Rewrite a LoRA's key names: kohya (every client) or diffusers (lora_A/lora_B).
 
-    SOURCE is a file path or an entry name. Tensor data is copied as is; the real
+    SOURCE is an entry name, or a path (with a '/', or starting with '.' or '~'). Tensor data is copied as is; the real
     alpha is kept (kohya) or folded into lora_B where alpha != rank (diffusers).
     """
     from .mix.convert import convert_file, default_output
 
-    path, lib = Path(source), None
-    if not path.exists():
-        lib = open_library(ctx)
-        ensure_indexed(lib)
-        path = lib.abspath(lib.resolve(source))
+    found = locate(ctx, source)
+    path, lib = found.path, found.lib
     _check_writable(ctx, lib, Path(out) if out is not None else default_output(path, to))
     result = convert_file(path, to, out, overwrite=overwrite)
     extra = f"; alpha folded into lora_B for {result.folded} modules" if result.folded else ""
@@ -309,14 +316,9 @@ def check_cmd(ctx, name: str, client: str, show_keys: bool, as_json: bool) -> No
     from catalog.header import read_header
 
     from catalog.clients import CLIENTS, check_client
-    from .mix.tensors import weights_path
+    from .mix.tensors import lora_weights
 
-    path = Path(name)
-    if not (path.is_file() and path.suffix == ".safetensors"):
-        lib = open_library(ctx)
-        ensure_indexed(lib)
-        path = lib.abspath(lib.resolve(name))
-    keys = list(read_header(weights_path(path)).tensors)
+    keys = list(read_header(lora_weights(locate(ctx, name).path)).tensors)
     reports = [check_client(keys, c) for c in (CLIENTS if client == "all" else [client])]
     if as_json:
         echo_json([{"client": r.client, "total": r.total, "mapped": r.mapped, "dropped": r.dropped,
@@ -337,13 +339,16 @@ def check_cmd(ctx, name: str, client: str, show_keys: bool, as_json: bool) -> No
 @click.pass_context
 def preview_cmd(ctx, name, prompt, negative_prompt, seed, steps, size, guidance, model) -> None:
     """Sample images of one entry, stored as its previews (needs lutnav[train])."""
-    from .mix.preview import require_diffusers
-    from .mix.sampling import preview_entry
+    from .mix.preview import model_for, preview_defaults, require_diffusers
+    from .mix.sampling import image_entry, preview_entry
 
     settings = _settings(prompt, negative_prompt, seed, steps, size, guidance)
-    require_diffusers()
     lib = open_library(ctx)
     ensure_indexed(lib)
+    preview_defaults(settings, lib)
+    _, entry, _ = image_entry(lib, name)
+    model_for(lib, entry["base_model"], model)  # config and family first: answers before torch loads
+    require_diffusers()
     _show(preview_entry(lib, name, settings, model=model, progress=_image_progress("preview")))
 
 
@@ -361,14 +366,21 @@ def preview_cmd(ctx, name, prompt, negative_prompt, seed, steps, size, guidance,
 def grid_cmd(ctx, name, weights, checkpoints, out, prompt, negative_prompt, seed, steps, size,
              guidance, model) -> None:
     """Checkpoint x weight sheet of one LoRA, every cell labelled (needs lutnav[train])."""
-    from .mix.grid import grid_entry, parse_weights
-    from .mix.preview import require_diffusers
+    from .mix.grid import checkpoints_in, grid_entry, parse_weights
+    from .mix.preview import model_for, preview_defaults, require_diffusers
+    from .mix.sampling import image_entry
 
     settings = _settings(prompt, negative_prompt, seed, steps, size, guidance)
     values = parse_weights(weights)
-    require_diffusers()
     lib = open_library(ctx)
     ensure_indexed(lib)
+    preview_defaults(settings, lib)
+    _, entry, _ = image_entry(lib, name)
+    if checkpoints:  # config and family first: answers before torch loads
+        checkpoints_in(checkpoints, lib, entry.get("base_model"))
+    else:
+        model_for(lib, entry["base_model"], model)
+    require_diffusers()
     path = grid_entry(lib, name, values, settings, checkpoints=checkpoints, model=model, out=out,
                       progress=_image_progress("grid"), note=lambda text: click.echo(f"note: {text}", err=True))
     _show([path])

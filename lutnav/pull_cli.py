@@ -44,6 +44,8 @@ def _describe(placed) -> str:
     v = placed.verified
     facts = ", ".join(str(x) for x in (v.base_model, v.format, f"rank {v.rank}" if v.rank else None) if x)
     extra = f", {len(placed.previews)} preview(s)" if placed.previews else ""
+    if placed.status == "duplicate":
+        return f"skipped: same tensors as {placed.rel} (pass --force to add a second copy)"
     verb = {"new": "added", "replaced": "replaced", "unchanged": "already there:"}[placed.status]
     return f"{verb} {placed.rel} ({facts}{extra})"
 
@@ -58,11 +60,13 @@ def _describe(placed) -> str:
 @click.option("--theme", help="Second folder level (default: from the repo or folder name).")
 @click.option("--name", help="Entry name (default: the file name).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing different entry of the same name.")
+@click.option("--force", is_flag=True,
+              help="Add the entry even when the library already holds the same tensors (under another name).")
 @click.option("--update-all", is_flag=True, help="Update every entry whose Hub repo has a newer commit.")
 @click.option("--keep-prev", is_flag=True,
               help="With --update-all: keep old weights as <name>.prev.safetensors.")
 @click.pass_context
-def pull_cmd(ctx, source, revision, files, take_all, category, theme, name, overwrite, update_all,
+def pull_cmd(ctx, source, revision, files, take_all, category, theme, name, overwrite, force, update_all,
              keep_prev) -> None:
     """Fetch a LoRA from the Hugging Face Hub (OWNER/NAME), a folder or a zip into the library.
 
@@ -74,7 +78,7 @@ def pull_cmd(ctx, source, revision, files, take_all, category, theme, name, over
     from .pull.local import looks_local, open_local
     from .pull.pipeline import HubSource, PullOptions, pull
 
-    lib = open_library(ctx)
+    lib = open_library(ctx, create=True)
     hub.quiet_client(progress=interactive())
     if update_all:
         if source:
@@ -89,7 +93,7 @@ def pull_cmd(ctx, source, revision, files, take_all, category, theme, name, over
         src = open_local(Path(source))
     else:
         src = HubSource(hub.fetch_snapshot(source, revision))
-    opts = PullOptions(revision, tuple(files), take_all, category, theme, name, overwrite)
+    opts = PullOptions(revision, tuple(files), take_all, category, theme, name, overwrite, force)
     ask = _terminal()
     try:
         report = pull(lib, src, opts, ask_files=_ask_files if ask else None,

@@ -74,10 +74,15 @@ def _train(ctx: click.Context, config_file: Path, check: bool, library: Path | N
     from trainers.config import load_config
     from trainers.run import check as plan_run
 
+    if config_file.is_dir():
+        raise click.ClickException(f"{config_file}: is a folder; give the training config file "
+                                   "(a .toml, see schemas/train-config.schema.json)")
     config = load_config(config_file)
     plan = plan_run(config)
     root = _library_root(ctx, library)
-    missing = "" if root.is_dir() else " (missing: the result will stay in output_dir)"
+    named = library is not None or ctx.find_root().obj.get("explicit")
+    missing = "" if root.is_dir() else (" (will be created)" if named else
+                                        " (missing: the result will stay in output_dir)")
     if main:
         for line in [*plan.lines(), *_launch_warnings(), f"library         {root}{missing}"]:
             click.echo(line, err=not check)
@@ -142,9 +147,12 @@ def _file(ctx: click.Context, config, trained, library: Path | None) -> None:
 
     root = _library_root(ctx, library)
     if not root.is_dir():
-        click.echo(f"no library at {root}; the result stays in {config.output_dir} "
-                   "(pass --library DIR to file it)", err=True)
-        return
+        if library is None and not ctx.find_root().obj.get("explicit"):
+            click.echo(f"no library at {root} (the default, and it does not exist); the result stays in "
+                       f"{config.output_dir} — pass --library DIR to file it (DIR is created)", err=True)
+            return
+        root.mkdir(parents=True)  # named by the user: made, as `lutnav demo` makes one
+        click.echo(f"created library {root}", err=True)
     filed = file_into_library(root, trained.artifact, category=config.category, theme=config.theme,
                               name=config.name, card=trained.card, previews=trained.previews,
                               overwrite=config.overwrite)
@@ -156,7 +164,8 @@ def _file(ctx: click.Context, config, trained, library: Path | None) -> None:
 @click.argument("name")
 @click.option("--prompt", "-p", default=None, help="Answer this one prompt and exit (else an interactive chat).")
 @click.option("--system", default=None, help="System message for the conversation.")
-@click.option("--base", default=None, help="Base model folder (default: the one the adapter names).")
+@click.option("--base", default=None, help="Base model folder (default: the one the adapter names when it "
+              "is on this machine, else [models] llm in .lutnav/config.toml).")
 @click.option("--max-new-tokens", type=click.IntRange(1, 32768), default=256, show_default=True)
 @click.option("--temperature", type=click.FloatRange(0, 5), default=0.0, show_default=True,
               help="0 decodes greedily.")
@@ -167,9 +176,12 @@ def chat_cmd(ctx: click.Context, name: str, prompt: str | None, system: str | No
 
     NAME is a library entry (name or path) or an adapter folder.
     """
+    from .llm_base import llm_base
+
+    folder, lib = _adapter_folder(ctx, name)
+    base = llm_base(lib, folder, base)  # before torch: a missing model is said at once
     from trainers.text.chat import generate, load_adapter_model
 
-    folder = _adapter_folder(ctx, name)
     model, tokenizer = load_adapter_model(folder, base)
     messages = [{"role": "system", "content": system}] if system else []
 
@@ -194,22 +206,36 @@ def chat_cmd(ctx: click.Context, name: str, prompt: str | None, system: str | No
         reply(text)
 
 
-def _adapter_folder(ctx: click.Context, name: str) -> Path:
-    direct = Path(name)
-    if (direct / "adapter_config.json").is_file():
-        return direct
+def _adapter_folder(ctx: click.Context, name: str):
+    """(adapter folder, the library when there is one)."""
     from catalog.errors import EntryNotFound
 
-    from .context import ensure_indexed, open_library
+    from .context import locate
 
-    lib = open_library(ctx)
-    ensure_indexed(lib)
-    entry = lib.get(name)
-    path = lib.abspath(entry["path"])
-    if entry.get("format") != "peft" or not path.is_dir():
-        raise EntryNotFound(f"{entry['path']} is a {entry.get('format')} LoRA, not a PEFT text adapter",
-                            path=path, hint="`lutnav ls --format peft` lists the text adapters")
-    return path
+    found = locate(ctx, name)
+    lib = found.lib
+    if lib is None:
+        from catalog.errors import CatalogError
+
+        from .context import open_library
+
+        try:
+            lib = open_library(ctx)
+        except CatalogError:  # an adapter folder given by path works without a library
+            lib = None
+    if (found.path / "adapter_config.json").is_file():
+        return found.path, lib
+    what = "a folder" if found.path.is_dir() else "a file"
+    if found.rel is not None and found.lib is not None:
+        entry = found.lib.get(found.rel)
+        from .mix.guards import entry_problem
+
+        problem = entry_problem(entry)
+        if entry.get("error"):
+            raise EntryNotFound(problem)
+        what = "a pickle file" if entry.get("format") == "pickle" else f"a {entry.get('base_model')} LoRA"
+    raise EntryNotFound(f"{what}, not a PEFT text adapter (no adapter_config.json)", path=found.path,
+                        hint="`lutnav ls --format peft` lists the text adapters")
 
 
 COMMANDS = [train_cmd, chat_cmd]

@@ -198,3 +198,31 @@ def test_library_option_alone_runs_the_default_command(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert opened == [root.resolve()]
     assert catalog_cli.tui_cmd.name == "tui"
+
+
+def test_ls_refuses_an_unknown_sort_column_with_the_choices(tmp_path):
+    result = run(_lib(tmp_path), "ls", "--sort", "bogus", ok=False)
+    assert result.exit_code == 2
+    assert "'bogus' is not one of" in result.output and "'name'" in result.output
+
+
+def test_ls_with_filters_that_match_nothing_says_so(tmp_path):
+    result = run(_lib(tmp_path), "ls", "--category", "nope")
+    assert "no entries match --category nope" in result.output
+    assert "run `lutnav scan`" not in result.output
+
+
+def test_preview_and_chat_without_a_model_answer_before_importing_torch(tmp_path):
+    """No configured model is said without loading torch (seconds saved on every such call)."""
+    root = _lib(tmp_path)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "nobody/nothing"}')
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom lutnav.cli import cli\n"
+            "r = CliRunner().invoke(cli, sys.argv[1:])\n"
+            "print('EXIT', r.exit_code, 'TORCH', 'torch' in sys.modules)\nprint(r.output)\n")
+    for args in (["--library", str(root), "preview", "ink_wash"], ["chat", str(adapter), "-p", "hi"]):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        assert "EXIT 1 TORCH False" in out.stdout, out.stdout + out.stderr
+        assert "no base model configured" in out.stdout or "not on this machine" in out.stdout

@@ -220,3 +220,17 @@ def test_merged_file_acts_like_the_originals_stacked_at_their_weights(tiny, tmp_
     change = float((stacked - plain).abs().max())
     assert change > 1e-3
     assert float((merged - stacked).abs().max()) < 0.01 * change
+
+
+def test_convert_carries_the_sources_card_fields_over(demo_library):
+    root = demo_library.root
+    result = CliRunner().invoke(cli, ["--library", str(root), "convert", "ink_wash_v2", "--to", "diffusers"])
+    assert result.exit_code == 0, result.output
+    shown = demo_library.get("ink_wash_v2.diffusers")
+    source = demo_library.get("ink_wash_v2")
+    for field in ("strength_range", "themes", "type", "notes"):
+        assert shown[field] == source[field], field
+    assert shown["sources"]["themes"] == "card"
+    again = CliRunner().invoke(cli, ["--library", str(root), "convert", "ink_wash_v2", "--to", "diffusers",
+                                     "--overwrite"])
+    assert again.exit_code == 0 and "card:" not in again.output  # an existing card is never replaced

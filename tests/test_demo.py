@@ -154,9 +154,17 @@ def test_every_sidecar_kind_is_present_and_parses(demo_root):
     for name, data in files.items():
         if name.endswith((".json", ".civitai.info")):
             json.loads(data)
-        if name.endswith(".toml"):
+        if name.endswith(".toml") and not name.startswith("blends/"):
             card, _ = read_card(demo_root / name)  # strict: raises on any schema problem
             assert card.title
+
+
+def test_the_saved_blend_is_a_valid_recipe(demo_library):
+    from lutnav.mix.recipe import load_recipe
+
+    recipe = load_recipe(demo_library.root / "blends/ink_hero.toml")
+    assert [(s.name, s.weight) for s in recipe.specs] == [("ink_wash_v2", 0.7), ("herocat", 0.3)]
+    assert not [e for e in demo_library.entries() if e["category"] == "blends"]
 
 
 def test_previews_are_small_pngs_for_most_entries(demo_root):
@@ -205,15 +213,24 @@ def test_refuses_a_file_in_place_of_the_folder(tmp_path):
         write_demo(target)
 
 
-def test_rewrites_an_earlier_demo_and_keeps_what_the_user_added(tmp_path):
+def test_running_again_adds_what_is_missing_and_changes_nothing_else(tmp_path):
     root = tmp_path / "loras"
     write_demo(root)
     before = _tree(root)
-    (root / "style/ink_wash/ink_wash_v2.toml").write_text('title = "mine"\n')
-    (root / "style/ink_wash/ink_wash_v2.safetensors").write_bytes(b"damaged")
-    write_demo(root)
+    (root / "character/cats/zzcat.toml").write_text('title = "my cat"\n')
+    (root / "style/ink_wash/ink_wash_v2.safetensors").write_bytes(b"my own file")
+    (root / "style/ink_wash/README.md").unlink()
+    (root / "style/anime/cute_anime_girl_zz.preview.png").unlink()
+    (root / "style/mine.txt").write_text("mine")
+    written = write_demo(root)
     after = _tree(root)
-    assert after.pop("style/ink_wash/ink_wash_v2.toml") == b'title = "mine"\n'
+    assert {p.relative_to(root).as_posix() for p in written} == {
+        "style/ink_wash/README.md", "style/anime/cute_anime_girl_zz.preview.png"}
+    assert after.pop("character/cats/zzcat.toml") == b'title = "my cat"\n'
+    assert after.pop("style/ink_wash/ink_wash_v2.safetensors") == b"my own file"
+    assert after.pop("style/mine.txt") == b"mine"
+    before.pop("character/cats/zzcat.toml")
+    before.pop("style/ink_wash/ink_wash_v2.safetensors")
     assert after == before
 
 
@@ -227,3 +244,24 @@ def test_scan_finds_what_each_entry_is_meant_to_show(demo_library):
     assert rows["style/ink_wash/ink_wash_v2.safetensors"]["strength_range"] == [0.6, 0.8]
     assert rows["style/ink_wash/ink_wash_v2.safetensors"]["trigger_words"] == []
     assert rows["character/heroes/herocat.safetensors"]["trigger_words"] == ["herocat", "red cape"]
+
+
+@pytest.mark.slow
+def test_demo_models_are_added_without_touching_a_users_config(tmp_path):
+    from click.testing import CliRunner
+
+    from lutnav.cli import cli
+    from lutnav.demo_models import LLM_DIR, SD1_DIR, TRAIN_DIR, write_demo_models
+
+    root = tmp_path / "loras"
+    result = CliRunner().invoke(cli, ["--library", str(root), "demo", "--no-models"])
+    assert result.exit_code == 0, result.output
+    assert not (root / SD1_DIR).exists()
+    config = root / ".lutnav" / "config.toml"
+    config.write_text('[mix]\nmax_loras = 3\n', "utf-8")
+    report = write_demo_models(root)
+    assert config.read_text("utf-8") == '[mix]\nmax_loras = 3\n'
+    assert any("left alone" in note and f'sd1 = "{SD1_DIR}"' in note for note in report.notes)
+    assert (root / SD1_DIR / "model_index.json").is_file() and (root / LLM_DIR / "config.json").is_file()
+    assert (root / TRAIN_DIR / "cats.toml").is_file() and (root / TRAIN_DIR / "cats" / "metadata.csv").is_file()
+    assert write_demo_models(root).written == []  # a second run adds nothing

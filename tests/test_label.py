@@ -70,7 +70,7 @@ def test_the_labelled_folder_reads_back_as_training_data(tmp_path):
 
 
 def test_a_missing_model_is_never_downloaded(tmp_path):
-    with pytest.raises(ModelLoadError, match="huggingface-cli download"):
+    with pytest.raises(ModelLoadError, match="hf download"):
         find_model(None)   # the HF cache is an empty temp folder in tests
     with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache"):
         find_model("someone/some-captioner")

@@ -149,6 +149,11 @@ def test_preview_without_diffusers_says_how_to_install(lib, monkeypatch):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
+    model = lib.root / "sd1-model"  # configured, so the check reaches the missing extra
+    (model / "unet").mkdir(parents=True)
+    (model / "model_index.json").write_text("{}")
+    (model / "unet" / "config.json").write_text('{"cross_attention_dim": 768}')
+    (lib.root / ".lutnav" / "config.toml").write_text('[models]\nsd1 = "sd1-model"\n')
     monkeypatch.setattr(builtins, "__import__", no_diffusers)
     res = run(lib, "preview", "ink")
     assert res.exit_code == 1

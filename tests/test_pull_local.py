@@ -108,3 +108,54 @@ def test_a_zip_with_an_adapter_at_its_root_is_named_after_the_zip(library, tmp_p
             zf.writestr(name, data)
     result = run(library, "pull", str(archive))
     assert "added industry/clauses_v1/clauses_v1 (llm, peft, rank 2)" in result.output
+
+
+def test_a_broken_local_file_is_left_where_it_is_and_the_message_says_so(library, tmp_path):
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(lora_bytes(seed=4)[:-100])
+    line = assert_refused(run(library, "pull", str(path), ok=False), library, "cut short")
+    assert "left as it is" in line and "deleted" not in line
+    assert path.exists()
+
+
+def test_tensors_already_in_the_library_are_skipped_unless_forced(library, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "ink.safetensors").write_bytes(lora_bytes(seed=4))
+    run(library, "pull", str(tmp_path / "a" / "ink.safetensors"), "--category", "style")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "ink.safetensors").write_bytes(lora_bytes(seed=4, metadata={"ss_note": "renamed"}))
+    again = run(library, "pull", str(tmp_path / "b" / "ink.safetensors"), "--category", "style")
+    assert "skipped: same tensors as style/a/ink.safetensors" in again.output
+    assert [p for p in tree(library) if p.endswith(".safetensors")] == ["style/a/ink.safetensors"]
+    forced = run(library, "pull", str(tmp_path / "b" / "ink.safetensors"), "--category", "style", "--force")
+    assert "added style/b/ink_2.safetensors" in forced.output  # a second copy, never a second `ink`
+    assert json.loads(run(library, "show", "ink", "--json").output)["path"] == "style/a/ink.safetensors"
+
+
+def test_a_different_file_never_takes_a_name_another_entry_has(library, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "ink.safetensors").write_bytes(lora_bytes(seed=4))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "ink.safetensors").write_bytes(lora_bytes(seed=5))
+    run(library, "pull", str(tmp_path / "a" / "ink.safetensors"), "--category", "style")
+    second = run(library, "pull", str(tmp_path / "b" / "ink.safetensors"), "--category", "style")
+    assert "added style/b/ink_2.safetensors" in second.output
+    run(library, "show", "ink")  # still one entry of that name
+
+
+def test_pull_creates_a_library_named_with_library(tmp_path):
+    (tmp_path / "ink.safetensors").write_bytes(lora_bytes(seed=4))
+    target = tmp_path / "new-lib"
+    result = run(target, "pull", str(tmp_path / "ink.safetensors"), "--category", "style")
+    assert f"created library {target}" in result.output
+    assert (target / "style").is_dir()
+
+
+def test_a_bare_word_is_not_taken_for_a_folder_of_that_name(library, tmp_path, monkeypatch):
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "ink.safetensors").write_bytes(lora_bytes(seed=4))
+    monkeypatch.chdir(tmp_path)
+    line = assert_refused(run(library, "pull", "downloads", ok=False), library, "bare word")
+    assert "./downloads" in line
+    run(library, "pull", "./downloads", "--category", "style")
+    assert "style/downloads/ink.safetensors" in tree(library)

@@ -41,7 +41,7 @@ def test_model_for_reads_a_checkpoints_family_from_its_tensor_names(tmp_path):
     sd1 = model_for(lib, "sd1")
     assert (sd1.family, sd1.single_file, sd1.label, sd1.config) == ("sd1", True, "v15", None)
     assert model_for(lib, "sdxl").family == "sdxl"
-    with pytest.raises(MixError, match="xl.safetensors is an sdxl model and the LoRA is sd1"):
+    with pytest.raises(MixError, match="xl.safetensors is sdxl, the LoRA is sd1 — pick a sd1 checkpoint"):
         model_for(lib, "sd1", str(tmp_path / "xl.safetensors"))
 
 

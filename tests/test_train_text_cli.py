@@ -106,3 +106,18 @@ def test_train_files_the_adapter_and_chat_answers(setup, tmp_path):
 
     again = CliRunner().invoke(cli, ["--library", str(setup / "lib"), "train", str(setup / "cfg.toml")])
     assert again.exit_code == 1 and "already has an entry" in again.output and "overwrite" in again.output
+
+
+def test_a_library_named_with_library_is_created_and_the_result_filed(setup, tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(CONFIG.replace('"facts.jsonl"', json.dumps(str(setup / "facts.jsonl"))).replace(
+        '"tiny-llama"', json.dumps(str(setup / "tiny-llama"))).replace("max_steps = 12", "max_steps = 2"),
+        "utf-8")
+    target = tmp_path / "new-lib"
+    check = CliRunner().invoke(cli, ["train", str(cfg), "--check", "--library", str(target)])
+    assert f"library         {target} (will be created)" in check.output
+    assert not target.exists()
+    result = CliRunner().invoke(cli, ["train", str(cfg), "--library", str(target)])
+    assert result.exit_code == 0, result.output
+    assert f"created library {target}" in result.output
+    assert (target / "industry" / "colors" / "color_facts" / "adapter_config.json").is_file()

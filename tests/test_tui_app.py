@@ -439,3 +439,93 @@ def test_an_index_from_an_older_lutnav_is_migrated_on_open(demo_template, tmp_pa
     drive(Library(root), scenario)
     db = sqlite_utils.Database(root / ".lutnav" / "catalog.db")
     assert migrations.pending(db) == []
+
+
+def test_weight_box_keeps_every_key_typed_at_full_speed(demo_lib):
+    """Keys posted at once, as a terminal delivers fast typing: none lost, none reordered."""
+    from textual import events
+
+    async def scenario(app, pilot):
+        await select(app, pilot, "herocat")
+        await pilot.press("space")
+        await settle(app, pilot)
+        box = app.query_one("WeightInput")
+        box.focus()
+        await settle(app, pilot)
+        keys = [("end", None), *[("backspace", None)] * 4, ("0", "0"), ("full_stop", "."), ("3", "3")]
+        for key, char in keys:
+            app.post_message(events.Key(key, char))
+        await settle(app, pilot)
+        assert box.value == "0.3"
+        assert [i.weight for i in app.basket.items] == [0.3]
+        assert "missing the weight" not in screen_text(app)
+
+    drive(demo_lib, scenario)
+
+
+def test_messages_show_bracketed_text_as_written(demo_lib):
+    async def scenario(app, pilot):
+        await select(app, pilot, "ink_wash_v2")
+        await pilot.press("p")  # no [models] configured: the error names the config key
+        for _ in range(40):
+            await settle(app, pilot)
+            if "[models] sd1" in screen_text(app):
+                break
+        assert "add [models] sd1 =" in screen_text(app)
+
+    drive(demo_lib, scenario, notifications=True)
+
+
+def test_toasts_leave_the_basket_and_its_hint_in_view(demo_lib):
+    async def scenario(app, pilot):
+        await select(app, pilot, "cute_anime_girl_zz")
+        await pilot.press("space")
+        await select(app, pilot, "ink_wash_v2")
+        await pilot.press("space")
+        await pilot.press("c")
+        await settle(app, pilot)
+        text = screen_text(app)
+        assert "c: copy prompt" in text and "p: preview" in text  # the hint wraps, never cut
+        basket = app.query_one("BasketPanel").region
+        toasts = [t.region for t in app.screen.query("Toast")]
+        assert toasts and not any(t.overlaps(basket) for t in toasts)
+
+    drive(demo_lib, scenario, size=(80, 24), notifications=True)
+
+
+def test_enter_opens_the_entry_full_screen_and_escape_goes_back(demo_lib):
+    async def scenario(app, pilot):
+        await select(app, pilot, "ink_wash_v2")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "EntryScreen"
+        text = screen_text(app)
+        for needle in ("style/ink_wash/ink_wash_v2.safetensors", "自然风景", "‹readme›", "‹kohya ss_*›",
+                       "esc back", "e edit card"):
+            assert needle in text, needle
+        app.screen.query_one("#entry-scroll").scroll_end(animate=False)  # below: the header metadata
+        await settle(app, pilot)
+        assert "ss_network_dim" in screen_text(app)
+        assert app.screen.query(".entry-preview")  # the preview, large
+        await pilot.press("space")  # actions work from here
+        await settle(app, pilot)
+        assert [i.name for i in app.basket.items] == ["ink_wash_v2"]
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ != "EntryScreen"
+        assert app.query_one("EntryTable").current["name"] == "ink_wash_v2"
+
+    drive(demo_lib, scenario)
+
+
+def test_slash_in_the_entry_screen_goes_back_to_search(demo_lib):
+    async def scenario(app, pilot):
+        await select(app, pilot, "zzcat")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await pilot.press("slash")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ != "EntryScreen"
+        assert app.focused is app.query_one("#search")
+
+    drive(demo_lib, scenario)

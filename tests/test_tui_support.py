@@ -36,13 +36,15 @@ def demo_lib(demo_template, tmp_path) -> Library:
     return open_scanned(root)
 
 
-def drive(lib: Library, scenario: Callable, size: tuple[int, int] = (120, 40)) -> None:
-    """Run ``scenario(app, pilot)`` against a fresh app on ``lib`` (sync test, no plugin)."""
+def drive(lib: Library, scenario: Callable, size: tuple[int, int] = (120, 40), *,
+          notifications: bool = False) -> None:
+    """Run ``scenario(app, pilot)`` against a fresh app on ``lib`` (sync test, no plugin);
+    ``notifications`` shows toasts on screen (Textual hides them in tests by default)."""
     from lutnav.tui.app import create_app
 
     async def main() -> None:
         app = create_app(lib)
-        async with app.run_test(size=size) as pilot:
+        async with app.run_test(size=size, notifications=notifications) as pilot:
             await settle(app, pilot)
             await scenario(app, pilot)
 

@@ -69,7 +69,7 @@ class DatasetError(ProblemsError, ValueError):
 
 
 class ModelLoadError(TrainerError, FileNotFoundError):
-    hint = "give base_model as a local model folder, or download it first (`huggingface-cli download REPO`)"
+    hint = "give base_model as a local model folder, or download it first (`hf download REPO`)"
 
 
 class MissingDependency(TrainerError, ImportError):

@@ -47,12 +47,12 @@ def convert_file(src: str | Path, to: str, out: str | Path | None = None, *,
                  overwrite: bool = False, family: str | None = None) -> ConvertResult:
     """Rewrite ``src`` with ``to`` key names into ``out`` (atomic; never over ``src``)."""
     from catalog.classify import classify
-    from .tensors import _fallback_alphas, weights_path
+    from .tensors import _fallback_alphas, lora_weights
 
     if to not in TARGETS:
         raise MixError(f"--to must be one of {', '.join(TARGETS)}, not {to!r}")
     src = Path(src)
-    file = weights_path(src)
+    file = lora_weights(src)
     out = Path(out) if out is not None else default_output(src, to)
     if out.resolve() == file.resolve():
         raise MixError("refusing to convert a file onto itself", path=out,

@@ -71,12 +71,12 @@ def checkpoints_in(folder: Path, lib: Library, base: str | None) -> tuple[list, 
     folder); checkpoints of another family than the LoRA's, and pickled ones,
     are skipped with a note rather than failing the sheet.
     """
-    from .preview import base_model_at
+    from .preview import base_model_at, check_family
 
     folder = Path(folder)
     models_cfg = (lib.config or {}).get("models") or {}
     if (folder / "model_index.json").is_file():
-        return [base_model_at(folder, models_cfg, lib)], []
+        return [check_family(base_model_at(folder, models_cfg, lib), base)], []
     if not folder.is_dir():
         raise MixError("checkpoints folder does not exist", path=folder)
     found, notes = [], []

@@ -59,6 +59,17 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def entry_problem(entry: dict, name: str | None = None) -> str | None:
+    """Why an entry's weights cannot be used — broken or a pickle — in the words every verb
+    uses (mix, prompt, export, preview), or ``None`` when they can."""
+    name = name or entry.get("name") or entry.get("path")
+    if entry.get("error"):
+        return f"{name} is broken: {entry['error']} — fix or remove the file"
+    if entry.get("format") == "pickle":
+        return f"{name} is a pickle file that lutnav never loads — use a .safetensors version of it"
+    return None
+
+
 def check_blend(entries: list[dict], weights: list[float], config: dict | None = None, *,
                 force: bool = False, modules: list[set] | None = None) -> Verdict:
     """Judge a blend of ``entries`` (``ls --json`` dicts) at ``weights``.
@@ -75,11 +86,9 @@ def check_blend(entries: list[dict], weights: list[float], config: dict | None =
     names = [e.get("name") or e.get("path") for e in entries]
 
     for e, name in zip(entries, names):
-        if e.get("error"):
-            v.refusals.append(f"{name} is broken: {e['error']} — fix or remove the file")
-        elif e.get("format") == "pickle":
-            v.refusals.append(f"{name} is a pickle file that lutnav never loads — "
-                              "use a .safetensors version of it")
+        problem = entry_problem(e, name)
+        if problem:
+            v.refusals.append(problem)
     seen: dict[str, str] = {}
     for e, name in zip(entries, names):
         key = e.get("path") or name

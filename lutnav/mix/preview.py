@@ -22,14 +22,34 @@ DEFAULT_PROMPT = "a picture"
 SAMPLER = "DDIM"
 
 
+DEFAULT_STEPS = 20
+DEFAULT_SIZE = 512
+
+
 @dataclass
 class Settings:
     prompt: str | None = None
     negative_prompt: str | None = None
     seed: int = 1
-    steps: int = 20
-    size: int = 512
+    steps: int | None = DEFAULT_STEPS  # None: from [preview] in the config (see preview_defaults)
+    size: int | None = DEFAULT_SIZE
     guidance: float = 7.0
+
+
+def preview_defaults(s: Settings, lib: Library) -> Settings:
+    """Fill unset steps/size from ``[preview]`` in the library config, else the built-ins."""
+    table = (lib.config or {}).get("preview") or {}
+    for attr, default, lo, hi in (("steps", DEFAULT_STEPS, 1, 500), ("size", DEFAULT_SIZE, 64, 2048)):
+        if getattr(s, attr) is not None:
+            continue
+        value = table.get(attr, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi \
+                or (attr == "size" and value % 8):
+            raise MixError(f"[preview] {attr} = {value!r}: expected a whole number from {lo} to {hi}"
+                           + (" (a multiple of 8)" if attr == "size" else ""),
+                           path=lib.root / ".lutnav" / "config.toml", hint="fix or remove the line")
+        setattr(s, attr, value)
+    return s
 
 
 @dataclass
@@ -80,11 +100,23 @@ def model_for(lib: Library, base: str | None, model: str | None = None) -> BaseM
                            path=lib.root / ".lutnav" / "config.toml",
                            hint=f'add [models] {base if base and base != "unknown" else "sd1"} = '
                                 '"path/to/checkpoint.safetensors" (or a diffusers folder), or pass --model')
-        model = str(models[key])
-    found = base_model_at(_library_path(lib, model), models, lib)
+        path = _library_path(lib, str(models[key]))
+    else:  # --model: as typed, from the current folder (else, as before, from the library)
+        path = Path(model).expanduser()
+        if not path.is_absolute() and not path.exists():
+            path = _library_path(lib, model)
+    return check_family(base_model_at(path, models, lib), base)
+
+
+def check_family(found: BaseModel, base: str | None) -> BaseModel:
+    """Refuse a checkpoint of another family than the LoRA's before anything is loaded.
+
+    Loading one anyway ends in pages of "size mismatch" from torch; the family is
+    read from configs and headers, so this costs milliseconds.
+    """
     if base in ("sd1", "sd2", "sdxl") and found.family and found.family != base:
-        raise MixError(f"{found.path.name} is an {found.family} model and the LoRA is {base}",
-                       path=found.path, hint=f"set [models] {base} to an {base} checkpoint, or pass --model")
+        raise MixError(f"{found.path.name} is {found.family}, the LoRA is {base}",
+                       hint=f"pick a {base} checkpoint ([models] {base} in .lutnav/config.toml, or --model)")
     return found
 
 
@@ -151,6 +183,7 @@ def load_pipeline(model: BaseModel):
         from diffusers import DDIMScheduler, DiffusionPipeline
 
         dtype = torch.float16 if torch.cuda.is_available() else torch.float32
+        _quiet_loading()
 
         if model.single_file:
             from trainers.errors import TrainerError
@@ -171,6 +204,20 @@ def load_pipeline(model: BaseModel):
     return _PIPELINES[model.path]
 
 
+def _quiet_loading() -> None:
+    """No loading bars from diffusers and transformers when stderr is not a terminal: piped,
+    logged or in a test, their carriage-return bars are noise around lutnav's own lines."""
+    import sys
+
+    if sys.stderr.isatty():
+        return
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
 def render(pipe, shot: Shot, s: Settings):
     """One image with ``shot``'s LoRAs applied at their weights; the pipeline is left clean."""
     import torch
@@ -179,7 +226,13 @@ def render(pipe, shot: Shot, s: Settings):
     try:
         for n, (file, _name, _w) in enumerate(shot.loras):
             adapter = f"lutnav_{n}"
-            pipe.load_lora_weights(str(file), adapter_name=adapter)
+            try:
+                pipe.load_lora_weights(str(file), adapter_name=adapter)
+            except (RuntimeError, ValueError, KeyError) as err:
+                raise MixError(lora_misfit(err), path=file,
+                               hint="the checkpoint is not this LoRA's base model (same family, other "
+                                    "shapes?): pick the checkpoint it was trained on in [models] or --model"
+                               ) from None
             names.append(adapter)
         if names:
             pipe.set_adapters(names, adapter_weights=[w for _, _, w in shot.loras])
@@ -192,6 +245,17 @@ def render(pipe, shot: Shot, s: Settings):
     finally:
         if names:
             pipe.unload_lora_weights()
+
+
+def lora_misfit(err: Exception) -> str:
+    """One line for what diffusers/torch say when a LoRA does not fit a pipeline
+    (a "size mismatch" error runs to hundreds of lines, one per tensor)."""
+    text = str(err)
+    mismatches = text.count("size mismatch")
+    first = next((ln.strip() for ln in text.splitlines() if "size mismatch" in ln), None)
+    if mismatches and first:
+        return f"does not fit the checkpoint: {mismatches} tensors of another shape (first: {first[:160]})"
+    return f"does not load into the checkpoint: {text.splitlines()[0][:200] if text else type(err).__name__}"
 
 
 def a1111_parameters(shot: Shot, s: Settings, model: str) -> str:

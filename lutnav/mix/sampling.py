@@ -16,6 +16,7 @@ from catalog.preview_names import free_preview_path, preview_path
 from catalog.sidecars import card_path
 
 from .errors import MixError
+from .guards import entry_problem
 from .preview import Settings, Shot, default_prompt, model_for, run_shots
 
 
@@ -23,11 +24,9 @@ def image_entry(lib: Library, name: str) -> tuple[str, dict, Path]:
     """Resolve ``name`` to an image LoRA file that diffusers can sample; refuse the rest."""
     rel = lib.resolve(name)
     entry = lib.get(rel)
-    if entry.get("error"):
-        raise MixError(f"{entry['name']} is broken: {entry['error']}")
-    if entry.get("format") == "pickle":
-        raise MixError(f"{entry['name']} is a pickle file that lutnav never loads",
-                       hint="use a .safetensors version of it")
+    problem = entry_problem(entry)
+    if problem:
+        raise MixError(problem)
     if entry.get("base_model") == "llm" or entry.get("kind") == "folder":
         raise MixError(f"{entry['name']} is an LLM adapter; previews are images",
                        hint="preview image LoRAs (SD1/SD2/SDXL)")

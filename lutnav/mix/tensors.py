@@ -93,6 +93,26 @@ def weights_path(path: str | Path) -> Path:
     return p / "adapter_model.safetensors" if p.is_dir() else p
 
 
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
+def lora_weights(path: str | Path) -> Path:
+    """The weights file of a LoRA given as a file or a PEFT folder, or one line saying why
+    ``path`` is not one (missing, a plain folder, a pickle) before anything is read."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "adapter_model.safetensors").is_file():
+            raise MergeInputError("folder is not a PEFT adapter (no adapter_model.safetensors inside)",
+                                  path=p, hint="give a LoRA .safetensors file or a PEFT adapter folder")
+        return p / "adapter_model.safetensors"
+    if not p.exists():
+        raise MergeInputError("no such file", path=p, hint="check the path, or give an entry name")
+    if p.suffix.lower() in PICKLE_SUFFIXES:
+        raise MergeInputError("a pickle file; lutnav never opens pickled weights (they can run code)",
+                              path=p, hint="use a .safetensors version of it")
+    return p
+
+
 def load_lora(path: str | Path) -> LoraFile:
     """Every module's factors, keyed ``(part, diffusers path)``; refuses what cannot merge."""
     np = numpy()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from catalog.errors import CatalogError
 
-LOGIN_HINT = "log in with `hf auth login` (or `huggingface-cli login`), or set HF_TOKEN"
+LOGIN_HINT = "log in with `hf auth login`, or set HF_TOKEN"
 
 
 class PullError(CatalogError):
@@ -52,7 +52,7 @@ class PickleOnly(NoLoraFound):
 
 
 class NotALora(PullError, ValueError):
-    hint = "the file was deleted; nothing was added to the library"
+    hint = "nothing was added to the library"
 
 
 class ChoiceNeeded(PullError):

@@ -147,9 +147,19 @@ def open_local(path: Path) -> LocalSource | ZipSource:
 
 
 def looks_local(text: str) -> bool:
-    """A path rather than a repo id: it exists, or is spelt like a path."""
-    return (os.path.exists(os.path.expanduser(text)) or text.startswith((".", "/", "~"))
-            or text.endswith((".zip", ".safetensors")) or text.count("/") > 1)
+    """A path rather than a repo id: spelt like a path (``./x``, ``/x``, ``~/x``, ``a/b/c``),
+    a ``.zip`` or ``.safetensors`` name, or an OWNER/NAME that exists here as a folder.
+
+    A bare word is never taken for a path just because a file of that name sits in
+    the current folder (the rule every verb follows); it is refused with both readings.
+    """
+    if (text.startswith((".", "/", "~")) or text.endswith((".zip", ".safetensors"))
+            or text.count("/") > 1 or ("/" in text and os.path.exists(text))):
+        return True
+    if "/" not in text and os.path.exists(text):
+        raise PullError(f"{text!r} is a bare word: write ./{text} for the file or folder here, "
+                        "or OWNER/NAME for a Hugging Face repo")
+    return False
 
 
 def _within(path: Path, root: Path) -> bool:

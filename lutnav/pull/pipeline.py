@@ -18,13 +18,16 @@ from typing import Any, Protocol
 
 from catalog.card_file import read_card, write_card
 from catalog.card_slot import claim_card
+from catalog.durable import atomic_write
 from catalog.errors import IndexReadOnly, SidecarError
+from catalog.hashing import same_tensors
 from catalog.library import Library
 from catalog.sidecars import JSON_SIDECARS, MAX_SIDECAR_BYTES
 
 from . import hub
 from .choose import IMAGE_SUFFIXES, PEFT_CONFIG, PICKLE_SUFFIXES, Asker, Pick, choose, human_size
 from .errors import NoLoraFound, NotALora, PullError
+from .exported import MANIFEST, ExportManifest, add_readme_section, parse_manifest
 from .modelcard import MAX_README_BYTES, HubCard, card_fields, category_for, header_triggers, read_readme
 from .previews import image_suffix, place_previews, widget_images
 from .place import choose_target, clean_stem, move_into_place, theme_name, user_component
@@ -72,12 +75,13 @@ class PullOptions:
     theme: str | None = None
     name: str | None = None
     overwrite: bool = False
+    force: bool = False  # add an entry even when the library holds the same tensors
 
 
 @dataclass
 class Placed:
     rel: str  # library-relative path of the entry
-    status: str  # "new" | "replaced" | "unchanged"
+    status: str  # "new" | "replaced" | "unchanged" | "duplicate" (same tensors as ``rel``, skipped)
     verified: Verified
     previews: list[str] = field(default_factory=list)
 
@@ -97,6 +101,7 @@ class _Staged:
     card: dict[str, Any]
     images: list[Path]
     sidecars: list[tuple[Path, str]]  # (staged copy, suffix after the stem)
+    card_file: Path | None = None  # the staged copy of lutnav's card, as carried
 
 
 def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | None = None,
@@ -118,22 +123,31 @@ def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | 
                         f"{human_size(free)} is free in {lib.root}", hint="free some space and retry")
     report = PullReport()
     with staging(lib) as stage:
+        exported = _manifest(source, stage)
         card = _readme(source, stage, report)
         staged = [s for i, pick in enumerate(picks) if (s := _stage(source, pick, stage / str(i), report))]
         if not staged:
             if len(picks) == 1:
-                raise NotALora(report.refused[0])
+                raise NotALora(report.refused[0], hint=_refused_hint(source))
             raise NoLoraFound(f"{source.label}: none of the chosen files is a LoRA — "
-                              + "; ".join(report.refused))
+                              + "; ".join(report.refused), hint=_refused_hint(source))
         shared = widget_images(source, card, stage / "widget", report.warnings)
-        category = opts.category or _category(source, card, staged[0].verified, ask_category)
-        theme = opts.theme or source.default_theme
+        category = (opts.category or (exported.category if exported else None)
+                    or _category(source, card, staged[0].verified, ask_category))
+        theme = opts.theme or (exported.theme if exported else None) or source.default_theme
         for item in staged:
             stem = opts.name or clean_stem(item.pick.name or source.default_name)
             report.placed.append(_place(lib, source, item, card, shared, category, theme, stem, opts,
-                                        stage))
+                                        stage, exported))
     lib.scan_all()
     return report
+
+
+def _refused_hint(source: Source) -> str:
+    """What became of a refused file: a download is thrown away, a user's own file is not touched."""
+    if isinstance(source, HubSource):
+        return "the downloaded copy was deleted; nothing was added to the library"
+    return f"{source.label} was only read and is left as it is; nothing was added to the library"
 
 
 def _category(source: Source, card: HubCard | None, verified: Verified,
@@ -143,6 +157,16 @@ def _category(source: Source, card: HubCard | None, verified: Verified,
     pipeline_tag = (card.pipeline_tag if card else None) or source.pipeline_tag
     found = category_for(tags, pipeline_tag, verified.base_model) or (ask() if ask else None)
     return user_component(found, "category") if found else "uncategorized"
+
+
+def _manifest(source: Source, stage: Path) -> ExportManifest | None:
+    """The manifest of a ``lutnav export`` zip (or its unpacked folder); None for anything else."""
+    if not any(f.path == MANIFEST for f in source.files):
+        return None
+    dest = stage / MANIFEST
+    source.fetch(MANIFEST, dest)
+    with open(dest, "rb") as fh:
+        return parse_manifest(fh.read(), source.label)
 
 
 def _readme(source: Source, stage: Path, report: PullReport) -> HubCard | None:
@@ -183,6 +207,7 @@ def _stage(source: Source, pick: Pick, dest: Path, report: PullReport) -> _Stage
         report.refused.append(exc.message)
         return None
     card: dict[str, Any] = {}
+    card_file: Path | None = None
     images: list[Path] = []
     sidecars: list[tuple[Path, str]] = []
     sizes = {f.path: f.size for f in source.files}
@@ -192,10 +217,12 @@ def _stage(source: Source, pick: Pick, dest: Path, report: PullReport) -> _Stage
         local = dest / f"carried{len(images) + len(sidecars)}-{kind}"
         source.fetch(ref, local)
         if kind == "card":
+            card_file = local.rename(local.with_suffix(".toml"))
             try:
-                card = read_card(local.rename(local.with_suffix(".toml")))[0].to_dict()
+                card = read_card(card_file)[0].to_dict()
             except SidecarError as exc:
                 report.warnings.append(f"{ref}: card not carried over ({exc.message})")
+                card_file = None
         elif kind == "image":
             if image_suffix(local):
                 images.append(local)
@@ -205,7 +232,7 @@ def _stage(source: Source, pick: Pick, dest: Path, report: PullReport) -> _Stage
             sidecars.append((local, kind))
     report.refused += [f"{source.label}/{p}: a pickle (can run code when loaded); not copied"
                        for p in _pickles_beside(source, pick)]
-    return _Staged(pick, weights, verified, card, images, sidecars)
+    return _Staged(pick, weights, verified, card, images, sidecars, card_file)
 
 
 def _pickles_beside(source: Source, pick: Pick) -> list[str]:
@@ -233,12 +260,18 @@ def _carried(pick: Pick) -> list[tuple[str, str]]:
 
 
 def _place(lib: Library, source: Source, item: _Staged, card: HubCard | None, shared: list[Path],
-           category: str, theme: str, stem: str, opts: PullOptions, stage: Path) -> Placed:
+           category: str, theme: str, stem: str, opts: PullOptions, stage: Path,
+           exported: ExportManifest | None = None) -> Placed:
+    names = {r[0] for r in lib.db.execute("select name from entries")}
     target, status = choose_target(lib, category, theme, stem, is_folder=item.pick.is_folder,
-                                   staged=item.path, overwrite=opts.overwrite)
+                                   staged=item.path, overwrite=opts.overwrite, taken_names=names)
     rel = lib.relpath(target.weights)
     if status == "same" and (target.card.exists() or target.card.is_symlink()):
         return Placed(rel, "unchanged", item.verified)
+    if status == "new" and not opts.force:  # (--overwrite of an entry asks for that place)
+        twin = same_tensors(lib, item.path)
+        if twin is not None:
+            return Placed(twin, "duplicate", item.verified)
     slot = None if target.is_folder else claim_card(target.weights, replace=status == "replace", is_folder=False)
     if status != "same":
         move_into_place(item.path, target, stage)
@@ -247,6 +280,10 @@ def _place(lib: Library, source: Source, item: _Staged, card: HubCard | None, sh
         dest = target.folder / f"{target.stem}{suffix}"
         if status == "replace" or not dest.exists():
             shutil.copyfile(staged_sidecar, dest)
+    status_word = {"new": "new", "replace": "replaced", "same": "unchanged"}[status]
+    if exported is not None and (not target.card.exists() or target.is_folder):
+        _place_exported(target, item, exported)
+        return Placed(rel, status_word, item.verified, previews)
     triggers = header_triggers(item.verified.header_fields, item.verified.metadata)
     values = card_fields(card, triggers, source=source.origin, previews=previews)
     values = {**values, **{k: v for k, v in item.card.items() if k not in ("previews", "source")}}
@@ -257,5 +294,18 @@ def _place(lib: Library, source: Source, item: _Staged, card: HubCard | None, sh
     else:  # a PEFT folder: its card (carried over from a replaced folder) is inside it
         current = target.card.read_bytes() if target.card.is_file() else None
         write_card(target.card, values, expected_digest=hashlib.sha256(current).hexdigest() if current else None)
-    return Placed(rel, {"new": "new", "replace": "replaced", "same": "unchanged"}[status], item.verified,
-                  previews)
+    return Placed(rel, status_word, item.verified, previews)
+
+
+def _place_exported(target, item: _Staged, exported: ExportManifest) -> None:
+    """A lutnav export lands as it left: its card byte for byte, no card made up where it had
+    none, and its section of the folder README added to the README here."""
+    if exported.readme_section:
+        section = exported.readme_section
+        if target.stem != exported.name:  # landed under another name: the heading follows it
+            heading = target.weights.name
+            section = f"### {heading}\n" + section.split("\n", 1)[1] if "\n" in section else section
+        add_readme_section(target.folder, target.stem, section)
+    if item.card_file is not None and not target.card.exists():
+        with atomic_write(target.card) as fh, open(item.card_file, "rb") as src:
+            shutil.copyfileobj(src, fh)

@@ -101,13 +101,19 @@ class Target:
 
 
 def choose_target(lib: Library, category: str, theme: str | None, stem: str, *, is_folder: bool,
-                  staged: Path, overwrite: bool) -> tuple[Target, str]:
-    """The target and what happens there: ``new``, ``same`` (already there) or ``replace``."""
+                  staged: Path, overwrite: bool, taken_names: set[str] = frozenset()) -> tuple[Target, str]:
+    """The target and what happens there: ``new``, ``same`` (already there) or ``replace``.
+
+    A new entry never takes a name an entry elsewhere already has (``taken_names``):
+    two entries of one name would make every verb that takes the name ambiguous.
+    """
     folder = lib.root / category / theme if theme else lib.root / category
     inside(lib, folder)
     for n in range(1, 1000):
         target = Target(folder, stem if n == 1 else f"{stem}_{n}", is_folder)
         there = target.weights.exists() or target.weights.is_symlink()
+        if not there and target.stem in taken_names:
+            continue  # another entry elsewhere has this name: it would make the name ambiguous
         if there and same_content(staged, target.weights):
             return target, "same"
         slot = None if is_folder else card_slot(target.weights, is_folder=False)

@@ -25,6 +25,7 @@ from .basket import Basket
 from .basket_panel import BasketPanel
 from .card_form import CardForm
 from .detail import DetailPane
+from .entry_screen import EntryScreen
 from .entry_table import EntryTable
 from .folder_tree import FolderTree
 from .help_screen import HelpScreen
@@ -48,6 +49,7 @@ class LutnavApp(ViewLoading, Background, App):
     CSS_PATH = ["app.tcss", "basket.tcss", "dialogs.tcss"]  # beside this file, shipped as package data
     BINDINGS = [
         Binding("slash", "search", "search"),
+        Binding("enter", "open_entry", "open", show=False),
         Binding("space", "basket", "basket"),
         Binding("e", "edit_card", "edit"),
         Binding("p", "preview", "preview"),
@@ -81,11 +83,17 @@ class LutnavApp(ViewLoading, Background, App):
                 yield EntryTable(id="table")
                 yield BasketPanel(self.basket, lambda: self.lib.config, id="basket")
             yield DetailPane(id="detail")
-        yield Static(EMPTY_TEXT.format(root=self.lib.root), id="empty")
+        yield Static(EMPTY_TEXT.format(root=self.lib.root), id="empty", markup=False)
         with Horizontal(id="status"):
             yield Static("", id="status-text")
             yield ProgressBar(id="progress", show_eta=False)
         yield Footer()
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every message is plain text: errors quote config keys like ``[models] sd1``, paths and
+        names hold brackets, and Rich markup would eat them. (Callers can still ask for markup.)"""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def on_mount(self) -> None:
         self.sub_title = str(self.lib.root)
@@ -129,6 +137,12 @@ class LutnavApp(ViewLoading, Background, App):
         if row is None:
             self.notify("no entry selected", severity="warning")
         return row
+
+    def action_open_entry(self) -> None:
+        """The entry full-screen: every field with its source, large previews, the actions."""
+        row = self._entry()
+        if row is not None and not self._refuse_if_gone():
+            self.push_screen(EntryScreen(row["path"]))
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()

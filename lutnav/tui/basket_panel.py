@@ -11,9 +11,10 @@ from textual.widgets import Input, Label, Static
 from catalog.errors import CatalogError
 
 from .basket import Basket
+from .ordered_input import OrderedInput
 
 
-class WeightInput(Input):
+class WeightInput(OrderedInput):
     """A weight box that knows which entry it weighs."""
 
     def __init__(self, path: str, weight: float) -> None:
@@ -34,6 +35,8 @@ class BasketPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Label("", id="basket-title")
+        yield Static(Text("space: add/remove · c: copy prompt · p: preview the blend · tab: next weight"),
+                     id="basket-hint")
         yield Vertical(id="basket-items")
         yield Static("", id="basket-verdict")
         yield Static("", id="basket-prompt")
@@ -53,8 +56,7 @@ class BasketPanel(Vertical):
     def refresh_verdict(self) -> None:
         b = self.basket
         self.query_one("#basket-title", Label).update(
-            Text(f"basket ({len(b)}) — Σ {b.total:.2f}   space: add/remove · c: copy · p: preview",
-                 style="bold"))
+            Text(f"basket ({len(b)}) — Σ {b.total:.2f}", style="bold"))
         try:
             config = self._config()
         except CatalogError as err:

@@ -15,6 +15,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
+from .ordered_input import OrderedInput
+
 from catalog.browse import CardDraft, changed_fields, save_card_text
 from catalog.card import FIELD_DOCS, parse_set
 from catalog.card_file import write_card
@@ -52,7 +54,7 @@ class CardForm(ModalScreen[bool]):
                 else:
                     for key, label in FORM_FIELDS:
                         yield Label(label, classes="card-label")
-                        yield Input(d.fields.get(key, ""), placeholder=FIELD_DOCS[key],
+                        yield OrderedInput(d.fields.get(key, ""), placeholder=FIELD_DOCS[key],
                                     id=f"card-{key}", compact=True)
                     yield Label("notes", classes="card-label")
                     yield TextArea(d.fields.get("notes", ""), id="card-notes", soft_wrap=True)

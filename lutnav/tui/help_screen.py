@@ -13,6 +13,7 @@ KEYS = (
     ("/", "search: type to filter live (names, trigger words, themes, tags, notes)"),
     ("esc", "leave the search box / close a dialog / cancel a running preview or scan"),
     ("↑ ↓ PgUp PgDn Home End", "move in the table; the right pane shows the entry"),
+    ("enter", "open the entry full-screen: every field and its source, previews, metadata; esc goes back"),
     ("tab", "next pane: tree, table, basket weights, search"),
     ("t", "show or hide the category tree"),
     ("s / S", "sort by the next column / reverse the order (or click a column title)"),

@@ -43,7 +43,7 @@ def preview(root: Path, specs: list[str], on_step: Callable[[str, int, int], Non
     the image paths, or ``None`` when cancelled (checked between images: a
     diffusion step cannot be interrupted from outside).
     """
-    from lutnav.mix.preview import Settings
+    from lutnav.mix.preview import Settings, preview_defaults
     from lutnav.mix.sampling import preview_blend, preview_entry
     from lutnav.prompt_tags import parse_specs
 
@@ -55,11 +55,12 @@ def preview(root: Path, specs: list[str], on_step: Callable[[str, int, int], Non
     lib = Library(root)
     try:
         parsed = parse_specs(specs)
+        settings = preview_defaults(Settings(steps=None, size=None), lib)
         if len(parsed) == 1 and parsed[0].weight is None:
-            return preview_entry(lib, parsed[0].name, Settings(), progress=progress)
+            return preview_entry(lib, parsed[0].name, settings, progress=progress)
         from lutnav.mix.blend import resolve_items
 
-        return preview_blend(lib, resolve_items(lib, parsed), Settings(), progress=progress)
+        return preview_blend(lib, resolve_items(lib, parsed), settings, progress=progress)
     except _Cancelled:
         return None
     finally:

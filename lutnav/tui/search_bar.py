@@ -7,6 +7,8 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Select
 
+from .ordered_input import OrderedInput
+
 ANY = "any"
 
 
@@ -21,7 +23,7 @@ class SearchBar(Horizontal):
             self.fmt = fmt
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="/ search names, trigger words, themes, notes…", id="search",
+        yield OrderedInput(placeholder="/ search names, trigger words, themes, notes…", id="search",
                     compact=True)
         yield Select([(f"base: {ANY}", ANY)], value=ANY, allow_blank=False, id="base",
                      compact=True)

@@ -58,13 +58,13 @@ def find_model(spec: str | None) -> LabelModel:
                 return LabelModel(_kind(folder), folder, repo)
         raise ModelLoadError(
             "no captioning model is available locally, and lutnav never downloads one on its own",
-            hint=f"download one first (`huggingface-cli download {DEFAULT_MODELS[1]}` for captions, or "
-                 f"`huggingface-cli download {DEFAULT_MODELS[3]}` for WD14 tags) or pass --model FOLDER")
+            hint=f"download one first (`hf download {DEFAULT_MODELS[1]}` for captions, or "
+                 f"`hf download {DEFAULT_MODELS[3]}` for WD14 tags) or pass --model FOLDER")
     path = Path(spec).expanduser()
     folder = path if path.exists() else _cached(spec)
     if folder is None:
         raise ModelLoadError(f"--model {spec!r} is not a folder here and is not in the local Hugging Face cache",
-                             hint=f"download it first: huggingface-cli download {spec}")
+                             hint=f"download it first: hf download {spec}")
     if folder.is_file():
         folder = folder.parent
     kind = _kind(folder)
