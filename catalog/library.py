@@ -221,6 +221,11 @@ class Library:
 
         return resolve(self, name_or_path)
 
+    def names(self) -> set[str]:
+        from .query import entry_names
+
+        return entry_names(self)
+
     def loadable_paths(self) -> list[str]:
         from .query import loadable_paths
 

@@ -50,6 +50,11 @@ def count_entries(lib: Library, **filters: str | None) -> int:
     return lib.db.execute(f"select count(*) from entries{where}", args).fetchone()[0]
 
 
+def entry_names(lib: Library) -> set[str]:
+    """Every entry name in the index: a new entry must not take one (a name must stay unambiguous)."""
+    return {r[0] for r in lib.db.execute("select name from entries")}
+
+
 def loadable_paths(lib: Library) -> list[str]:
     """Every entry whose tensors can be read (not a pickle), by path: what ``hash --all`` reads."""
     return [r[0] for r in lib.db.execute(

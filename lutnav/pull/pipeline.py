@@ -262,7 +262,7 @@ def _carried(pick: Pick) -> list[tuple[str, str]]:
 def _place(lib: Library, source: Source, item: _Staged, card: HubCard | None, shared: list[Path],
            category: str, theme: str, stem: str, opts: PullOptions, stage: Path,
            exported: ExportManifest | None = None) -> Placed:
-    names = {r[0] for r in lib.db.execute("select name from entries")}
+    names = lib.names()
     target, status = choose_target(lib, category, theme, stem, is_folder=item.pick.is_folder,
                                    staged=item.path, overwrite=opts.overwrite, taken_names=names)
     rel = lib.relpath(target.weights)
