@@ -38,34 +38,34 @@ class HeaderCache:
         self._tables.clear()
         self._bytes = 0
 
-    def lookup(self, raw: bytes, data_size: int, path: Path) -> tuple[TensorTable, dict] | None:
-        """The (table, metadata) of ``raw`` when its tensor part is cached, else None."""
+    def lookup(self, raw: bytes, data_size: int, path: Path):
+        """(the (table, metadata) of ``raw`` when its tensor part is cached, or None; a key
+        for ``store``; the split of ``raw``). The header is split once: a miss hands the
+        split and its key on instead of splitting the same bytes again."""
         parts = split_metadata(raw)
         if parts is None:
             self.misses += 1
-            return None
+            return None, None, None
         meta, rest = parts
-        table = self._tables.get((data_size, rest))
+        key = (data_size, rest)  # the bytes hash once: the same object is the stored key
+        table = self._tables.get(key)
         if table is None:
             self.misses += 1
-            return None
-        self._tables.move_to_end((data_size, rest))
+            return None, key, parts
+        self._tables.move_to_end(key)
         metadata = {}
         if meta:  # the same rules as in a full header, on the metadata alone
             try:
                 metadata = parse_header_bytes(b'{"__metadata__":' + meta + b"}", 0, path)[1]
             except SafetensorsError:  # a split inside a string, or bad metadata: the full
                 self.misses += 1      # reader gives the authoritative answer
-                return None
+                return None, None, parts
         self.hits += 1
-        return table, metadata
+        return (table, metadata), None, parts
 
-    def store(self, raw: bytes, data_size: int, table: TensorTable) -> None:
-        parts = split_metadata(raw)
-        if parts is None:
-            return
-        key = (data_size, parts[1])
-        if key in self._tables:
+    def store(self, key: object, table: TensorTable) -> None:
+        """Keep ``table`` under a key from ``lookup`` (None: the header did not split)."""
+        if key is None or key in self._tables:
             return
         self._tables[key] = table
         self._bytes += len(key[1])
