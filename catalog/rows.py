@@ -6,6 +6,7 @@ the sources without reading the (possibly large) weights file again.
 
 from __future__ import annotations
 
+import gc
 import time
 
 import orjson
@@ -35,7 +36,15 @@ def index_rows(cands: list[Candidate]) -> list[tuple[dict, dict]]:
     The unit of work of a scan (inline or in a worker process: one pickle round
     trip per chunk, and the parent only writes to SQLite).
     """
-    return [build_row(c, analyze(str(c.abs), c.kind)) for c in cands]
+    # Headers make tens of thousands of short-lived containers and none in a cycle:
+    # letting the collector walk them while the chunk is read costs a fifth of the scan.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return [build_row(c, analyze(str(c.abs), c.kind)) for c in cands]
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def forget() -> None:
