@@ -25,7 +25,7 @@ from .card import FIELD_KINDS, Card, check_card_dict
 from .errors import CardError, SidecarError
 from .library import Library
 from .query import SORTABLE, fts_query
-from .rows import decode
+from .db import decode
 
 #: the columns a table row needs (the wide ones — notes, sources — stay on disk)
 ROW_COLUMNS = ("path", "name", "category", "theme", "kind", "base_model", "rank", "strength",

@@ -10,6 +10,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import orjson
+
 
 def _import_sqlite_utils():
     """Import sqlite-utils without letting it pull in numpy and pandas.
@@ -41,6 +43,16 @@ JSON_COLUMNS = (
     "parts", "trigger_words", "strength_range", "themes", "tags", "previews",
     "parents", "warnings", "sources", "header_fields", "header_sources", "training",
 )
+
+def decode(row: dict) -> dict:
+    """A row from SQLite with its JSON columns parsed back."""
+    out = dict(row)
+    for col in JSON_COLUMNS:
+        value = out.get(col)
+        if isinstance(value, str):
+            out[col] = orjson.loads(value)
+    return out
+
 
 #: text columns the full-text index covers
 FTS_COLUMNS = ["name", "category", "theme", "title", "trigger_words", "themes", "tags", "notes", "description"]
@@ -106,7 +118,9 @@ def m002_fts_prefix_index(db: sqlite_utils.Database) -> None:
 def connect(path: Path) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the index at ``path``."""
     conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
-    db = sqlite_utils.Database(conn)
+    # no plugins: loading them scans every installed distribution's entry points (tens
+    # of ms in a venv with the training stack, on every `ls`), and the index uses none
+    db = sqlite_utils.Database(conn, execute_plugins=False)
     conn.execute("PRAGMA busy_timeout = 30000")
     db.enable_wal()
     conn.execute("PRAGMA synchronous = NORMAL")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator
 
 import orjson
 
 from .errors import AmbiguousName, EntryNotFound
 from .library import Library
-from .rows import decode
+from .db import JSON_COLUMNS, decode
 
 #: the ``ls --json`` contract, in order
 PUBLIC_FIELDS = (
@@ -36,11 +37,36 @@ def list_entries(lib: Library, *, category: str | None = None, theme: str | None
                  base: str | None = None, fmt: str | None = None, order_by: str = "path",
                  descending: bool = False, limit: int | None = None,
                  offset: int = 0) -> list[dict]:
+    return list(iter_entries(lib, category=category, theme=theme, base=base, fmt=fmt, order_by=order_by,
+                             descending=descending, limit=limit, offset=offset))
+
+
+def iter_entries(lib: Library, *, category: str | None = None, theme: str | None = None,
+                 base: str | None = None, fmt: str | None = None, order_by: str = "path",
+                 descending: bool = False, limit: int | None = None, offset: int = 0,
+                 fields: tuple[str, ...] = PUBLIC_FIELDS) -> Iterator[dict]:
+    """``ls`` objects one at a time, in order, reading only ``fields`` (a subset of
+    ``PUBLIC_FIELDS``; the JSON columns among them decoded).
+
+    Rows stream from SQLite: ``ls --json | head`` over a million entries prints its
+    first rows at once, and ``ls`` of 10,000 reads only the columns it shows.
+    """
     where, args = _filters(category=category, theme=theme, base=base, fmt=fmt)
-    sql = f"select * from entries{where}{_order(order_by, descending)}"
+    cols = ", ".join(f"[{f}]" for f in fields)
+    sql = f"select {cols} from entries{where}{_order(order_by, descending)}"
     if limit is not None:
         sql += f" limit {int(limit)} offset {int(offset)}"
-    return [public(decode(r)) for r in lib.db.query(sql, args)]
+    json_at = [i for i, f in enumerate(fields) if f in JSON_COLUMNS]
+    loads = orjson.loads
+    cursor = lib.db.conn.execute(sql, args)
+    while batch := cursor.fetchmany(512):
+        for row in batch:
+            if json_at:
+                row = list(row)
+                for i in json_at:
+                    if isinstance(row[i], str):
+                        row[i] = loads(row[i])
+            yield dict(zip(fields, row))
 
 
 def count_entries(lib: Library, **filters: str | None) -> int:

@@ -14,7 +14,7 @@ import orjson
 from .sidecars import read_entry_cards
 from .analyze import analyze
 from .analyze import forget as forget_headers
-from .db import JSON_COLUMNS
+from .db import JSON_COLUMNS, decode  # noqa: F401  (decode: re-exported for callers of rows)
 from .header_fields import claim_family
 from .library import Library
 from .walk import Candidate, category_theme, entry_name
@@ -129,14 +129,4 @@ def _encode(row: dict) -> dict:
     for col in JSON_COLUMNS:
         if col in out and not isinstance(out[col], str | None):
             out[col] = orjson.dumps(out[col]).decode()
-    return out
-
-
-def decode(row: dict) -> dict:
-    """A row from SQLite with its JSON columns parsed back."""
-    out = dict(row)
-    for col in JSON_COLUMNS:
-        value = out.get(col)
-        if isinstance(value, str):
-            out[col] = orjson.loads(value)
     return out

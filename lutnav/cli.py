@@ -19,7 +19,7 @@ from catalog.library import default_root
 
 from . import __version__
 from .context import ensure_indexed, open_library, run_scan_with_progress
-from .output import echo_json, table
+from .output import echo_json, echo_json_array, table
 
 #: optional command modules: each exposes COMMANDS, a list of click commands
 EXTENSIONS = ("lutnav.mix_cli", "lutnav.pull_cli", "lutnav.train_cli", "lutnav.label_cli", "lutnav.tui_cli")
@@ -87,6 +87,9 @@ def scan_cmd(ctx: click.Context, full: bool, as_json: bool) -> None:
 
 
 LS_HEADERS = ("name", "category", "theme", "base", "format", "rank", "strength", "triggers", "path")
+#: the columns the ``ls`` table shows (``_ls_rows``), read without the rest
+LS_FIELDS = ("name", "category", "theme", "base_model", "format", "rank", "strength", "trigger_words", "path",
+             "error")
 
 
 def _ls_rows(entries: list[dict]):
@@ -107,13 +110,16 @@ def _ls_rows(entries: list[dict]):
 @click.pass_context
 def ls_cmd(ctx, category, theme, base, fmt, sort, limit, as_json) -> None:
     """List entries (scans first if the library was never indexed)."""
+    from catalog.query import iter_entries
+
     lib = open_library(ctx)
     ensure_indexed(lib)
-    entries = lib.entries(category=category, theme=theme, base=base, fmt=fmt, order_by=sort,
-                          limit=limit)
+    filters = dict(category=category, theme=theme, base=base, fmt=fmt, order_by=sort, limit=limit)
     if as_json:
-        echo_json(entries)
-    elif entries:
+        echo_json_array(iter_entries(lib, **filters))
+        return
+    entries = list(iter_entries(lib, **filters, fields=LS_FIELDS))
+    if entries:
         table(_ls_rows(entries), LS_HEADERS, max_widths={0: 32, 7: 30})
     else:
         click.echo("no entries — add LoRA files under the library and run `lutnav scan`", err=True)

@@ -195,3 +195,24 @@ def test_library_option_alone_runs_the_default_command(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert opened == [root.resolve()]
     assert catalog_cli.tui_cmd.name == "tui"
+
+
+def test_ls_json_streams_the_same_document_and_stops_quietly_when_the_reader_does(tmp_path):
+    import orjson
+
+    from catalog.library import Library
+
+    root = _lib(tmp_path)
+    for i in range(160):  # more than the first write and than a pipe holds: the reader can leave early
+        write_kohya(root / "style" / "many" / f"m{i:02d}.safetensors", seed=i)
+    streamed = run(root, "ls", "--json").output
+    whole = orjson.dumps(Library(root).entries(), option=orjson.OPT_INDENT_2).decode() + "\n"
+    assert streamed == whole
+    assert run(root, "ls", "--json", "--base", "nothing").output == "[]\n"
+    head = subprocess.Popen([sys.executable, "-c", "from lutnav.cli import main; main()", "--library", str(root),
+                             "ls", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert head.stdout.readline() == b"[\n"
+    head.stdout.close()  # as `| head -1` does
+    assert head.wait(timeout=60) == 0
+    assert b"Error" not in head.stderr.read()
