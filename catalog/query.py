@@ -83,11 +83,12 @@ def search(lib: Library, query: str, *, limit: int = 200, category: str | None =
     where, args = _filters(category=category, base=base, fmt=fmt, table="e")
     where = where.replace(" where ", " and ", 1)
     order = "order by f.rank" if _few_matches(lib, match) else "order by f.rowid"
+    cols = ", ".join(f"e.[{f}]" for f in PUBLIC_FIELDS)
     sql = (
-        "select e.* from entries_fts f join entries e on e.rowid = f.rowid "
+        f"select {cols} from entries_fts f join entries e on e.rowid = f.rowid "
         f"where entries_fts match ?{where} {order} limit {int(limit)}"
     )
-    return [public(decode(r)) for r in lib.db.query(sql, [match, *args])]
+    return [decode(dict(zip(PUBLIC_FIELDS, r))) for r in lib.db.execute(sql, [match, *args])]
 
 
 #: above this many matches, relevance ranking costs more than it tells
