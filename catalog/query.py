@@ -185,4 +185,5 @@ def _filters(*, category: str | None = None, theme: str | None = None, base: str
 
 def _order(order_by: str, descending: bool) -> str:
     col = order_by if order_by in SORTABLE else "path"
-    return f" order by {col} {'desc' if descending else 'asc'}, path"
+    tie = "" if col == "path" else ", path"  # path is unique: ordered by it, rows stream off its index
+    return f" order by {col} {'desc' if descending else 'asc'}{tie}"
