@@ -146,7 +146,8 @@ def _overlap(path: Path, rng: random.Random) -> None:
 def _duplicate_key(path: Path, rng: random.Random) -> None:
     def edit(text: str) -> str:
         at = text.index('"dtype"')
-        start = text.rindex(',"', 0, at) + 1
+        before = text.rfind(',"', 0, at)
+        start = before + 1 if before >= 0 else 1  # the first entry follows the opening brace
         end = text.index("}", at) + 1
         return text[:end] + "," + text[start:end] + text[end:]
     _rewrite_header(path, edit)
