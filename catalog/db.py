@@ -115,6 +115,22 @@ def m002_fts_prefix_index(db: sqlite_utils.Database) -> None:
     db.execute("insert into [entries_fts] ([entries_fts]) values ('rebuild')")
 
 
+@migrations()
+def m003_entry_count(db: sqlite_utils.Database) -> None:
+    """The number of entries kept by triggers: ``count(*)`` reads every row of an index
+    (a tenth of a second at a million entries), and the TUI asks for it on start."""
+    db["entries"].enable_counts()
+
+
+def entry_count(db: sqlite_utils.Database) -> int:
+    """How many entries the index holds, from the trigger-kept count."""
+    try:
+        found = db.execute("select count from [_counts] where [table] = 'entries'").fetchone()
+    except sqlite3.OperationalError:  # the count table was removed by hand: count the rows
+        found = None
+    return found[0] if found else db.execute("select count(*) from entries").fetchone()[0]
+
+
 def connect(path: Path) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the index at ``path``."""
     conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)

@@ -279,3 +279,28 @@ def test_worker_processes_give_the_same_rows_as_inline(tmp_path, monkeypatch):
     pooled = Library(root)
     pooled.scan_all(full=True)
     assert pooled.entries() == expected
+
+
+def test_the_library_count_follows_adds_removals_and_an_index_made_before_it_was_kept(tmp_path):
+    from catalog import browse
+
+    root = _lib(tmp_path)
+    lib = Library(root)
+    lib.scan_all()
+
+    def exact() -> int:
+        return lib.db.execute("select count(*) from entries").fetchone()[0]
+
+    assert browse.count(lib, browse.View()) == exact() > 0
+    write_kohya(root / "style" / "new" / "added.safetensors", seed=9)
+    next(root.rglob("*.safetensors")).unlink()
+    lib.scan_all()
+    assert browse.count(lib, browse.View()) == exact()
+    # an index from before the count was kept: migrating counts what is there
+    lib.db.execute("drop table _counts")
+    for name in ("entries_counts_insert", "entries_counts_delete"):
+        lib.db.execute(f"drop trigger [{name}]")
+    lib.db.execute("delete from _sqlite_migrations where name = 'm003_entry_count'")
+    lib.db.conn.commit()
+    reopened = Library(root)
+    assert browse.count(reopened, browse.View()) == exact()
