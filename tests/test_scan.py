@@ -266,7 +266,8 @@ def test_worker_scan_from_a_script_without_main_guard_still_completes(tmp_path):
     assert len(Library(root).entries()) == 2
 
 
-def test_worker_processes_give_the_same_rows_as_inline(tmp_path, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2], ids=["forked", "forkserver (a threaded caller, as the TUI)"])
+def test_worker_processes_give_the_same_rows_as_inline(tmp_path, monkeypatch, threads):
     import catalog.scan
 
     root = _lib(tmp_path)
@@ -276,6 +277,8 @@ def test_worker_processes_give_the_same_rows_as_inline(tmp_path, monkeypatch):
     inline.scan_all()
     expected = inline.entries()
     monkeypatch.setattr(catalog.scan, "POOL_THRESHOLD", 1)
+    monkeypatch.setattr(catalog.scan.threading, "active_count", lambda: threads)
+    assert catalog.scan._worker_context().get_start_method() == ("fork" if threads == 1 else "forkserver")
     pooled = Library(root)
     pooled.scan_all(full=True)
     assert pooled.entries() == expected
