@@ -1,17 +1,23 @@
 """Scan benchmark: how long a user waits for lutnav on a big library, against doing it naively.
 
-    python bench/scan.py [--files 10000] [--work bench/_work] [--search-rows 100000]
+    python bench/scan.py [--files 10000] [--kind both|shared|varied] [--search-rows 100000]
+                         [--save-fields FILE | --check-fields FILE] [--verdicts]
 
-Generates (once; reused while its marker matches) a library of LoRA files with the
-headers real trainers write — full SD1.5 kohya (192 UNet + 72 text-encoder
-modules) and full SDXL kohya (722 + 72 + 192), UNet-only or UNet + text
-encoders, ranks 8–128, fp16 or bf16 (20 distinct tensor tables per family), with
-sd-scripts' ``ss_*`` metadata — half and half, spread over category/theme folders, some with
-sidecars and previews. The files are sparse: the header is real, the weights are
-a hole, so 10,000 of them fit on disk. Then it prints, in one run: the cold scan
-(index deleted first), the warm rescan, search over 100,000 rows, ``lutnav
---help`` and ``lutnav ls`` wall time, and the same cold scan done naively in one
-process (plain ``json.loads`` of every header, and ``safetensors.safe_open``).
+Two libraries (generated once, reused while their marker matches; the files are sparse:
+real headers, the weights a hole). "shared": full SD1.5 and SDXL kohya module lists,
+UNet-only or with text encoders, ranks 8-128, fp16/bf16 (20 distinct tensor tables per
+family), sd-scripts ``ss_*`` metadata. "varied" (``varied_library.py``): no two files share
+a tensor table (rank, module subsets, text encoder or not, dtype, key spelling, LyCORIS,
+metadata size; ~175 KB headers), one file in 97 broken or oddly spelled. Both spread over
+category/theme folders, some with sidecars and previews.
+
+For each, in one run: reading the header bytes, an ``orjson.loads`` pass and a
+``json.loads`` pass (one process, no index), the cold scan (index deleted first) with
+its ratio to each pass, the warm rescan and ``lutnav ls`` to a pipe. ``--save-fields`` and
+``--check-fields`` compare every indexed field of the varied library between code
+versions; ``--verdicts`` compares each file's verdict with ``safetensors.safe_open``. Then
+the index grown to ``--search-rows`` entries: its size, search median, ``--help`` and
+``ls --json | head``.
 
 The page cache is warmed first (every header read once), so lutnav and the naive
 baselines all read from memory; figures are wall-clock seconds on whatever
