@@ -82,8 +82,10 @@ def search(lib: Library, query: str, *, limit: int = 200, category: str | None =
         return list_entries(lib, category=category, base=base, fmt=fmt, limit=limit)
     where, args = _filters(category=category, base=base, fmt=fmt, table="e")
     where = where.replace(" where ", " and ", 1)
-    order = "order by f.rank" if _few_matches(lib, match) else "order by f.rowid"
     cols = ", ".join(f"e.[{f}]" for f in PUBLIC_FIELDS)
+    if not where:
+        return _search_all(lib, match, cols, limit)
+    order = "order by f.rank" if _few_matches(lib, match) else "order by f.rowid"
     sql = (
         f"select {cols} from entries_fts f join entries e on e.rowid = f.rowid "
         f"where entries_fts match ?{where} {order} limit {int(limit)}"
@@ -93,6 +95,29 @@ def search(lib: Library, query: str, *, limit: int = 200, category: str | None =
 
 #: above this many matches, relevance ranking costs more than it tells
 RANKED_MATCHES = 2000
+
+
+def _search_all(lib: Library, match: str, cols: str, limit: int) -> list[dict]:
+    """``search`` without filters, reading the full-text index once for common words.
+
+    The first ``RANKED_MATCHES + 1`` hits (in index order) both count the matches and,
+    when there are more, are the answer; a prefix that matches a large share of a
+    million entries is the costly part, so it is read once, not once to count and once
+    to list. Few hits are then ranked, which is cheap for them.
+    """
+    conn = lib.db.conn
+    ids = [r[0] for r in conn.execute(
+        f"select rowid from entries_fts where entries_fts match ? limit {RANKED_MATCHES + 1}", [match])]
+    if len(ids) <= RANKED_MATCHES:
+        sql = (f"select {cols} from entries_fts f join entries e on e.rowid = f.rowid "
+               f"where entries_fts match ? order by f.rank limit {int(limit)}")
+        return [decode(dict(zip(PUBLIC_FIELDS, r))) for r in conn.execute(sql, [match])]
+    ids = ids[:max(0, int(limit))]
+    if not ids:
+        return []
+    rows = {r[0]: r[1:] for r in conn.execute(
+        f"select e.rowid, {cols} from entries e where e.rowid in ({','.join('?' * len(ids))})", ids)}
+    return [decode(dict(zip(PUBLIC_FIELDS, rows[i]))) for i in ids if i in rows]
 
 
 def _few_matches(lib: Library, match: str) -> bool:

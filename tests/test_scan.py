@@ -307,3 +307,33 @@ def test_the_library_count_follows_adds_removals_and_an_index_made_before_it_was
     lib.db.conn.commit()
     reopened = Library(root)
     assert browse.count(reopened, browse.View()) == exact()
+
+
+def test_search_without_filters_lists_what_the_ranked_and_unranked_queries_list(tmp_path):
+    """Common words (more hits than are ranked) and rare ones give the rows the plain
+    queries give, in the same order."""
+    from catalog import query
+    from catalog.db import decode
+
+    root = _lib(tmp_path)
+    lib = Library(root)
+    lib.scan_all()
+    base = list(lib.db.query("select * from entries"))
+    with lib.db.atomic():
+        for i in range(query.RANKED_MATCHES + 50):
+            row = dict(base[i % len(base)], path=f"copy/{i}/x.safetensors", name=f"common_{i}",
+                       notes="rare" if i % 500 == 0 else "plain")
+            lib.db["entries"].insert(row)
+
+    def plain(match: str, order: str, limit: int) -> list[dict]:
+        cols = ", ".join(f"e.[{f}]" for f in query.PUBLIC_FIELDS)
+        sql = (f"select {cols} from entries_fts f join entries e on e.rowid = f.rowid "
+               f"where entries_fts match ? order by {order} limit {limit}")
+        return [decode(dict(zip(query.PUBLIC_FIELDS, r))) for r in lib.db.execute(sql, [match])]
+
+    many = lib.search("common", limit=30)
+    assert len(many) == 30 and many == plain('"common"*', "f.rowid", 30)
+    rare = lib.search("rare")
+    assert len(rare) == 5 and rare == plain('"rare"*', "f.rank", 200)
+    assert lib.search("zzq_nothing") == []
+    assert lib.search("common", limit=0) == []
