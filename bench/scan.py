@@ -1,17 +1,23 @@
 """Scan benchmark: how long a user waits for lutnav on a big library, against doing it naively.
 
-    python bench/scan.py [--files 10000] [--work bench/_work] [--search-rows 100000]
+    python bench/scan.py [--files 10000] [--kind both|shared|varied] [--search-rows 100000]
+                         [--save-fields FILE | --check-fields FILE] [--verdicts]
 
-Generates (once; reused while its marker matches) a library of LoRA files with the
-headers real trainers write — full SD1.5 kohya (192 UNet + 72 text-encoder
-modules) and full SDXL kohya (722 + 72 + 192), UNet-only or UNet + text
-encoders, ranks 8–128, fp16 or bf16 (20 distinct tensor tables per family), with
-sd-scripts' ``ss_*`` metadata — half and half, spread over category/theme folders, some with
-sidecars and previews. The files are sparse: the header is real, the weights are
-a hole, so 10,000 of them fit on disk. Then it prints, in one run: the cold scan
-(index deleted first), the warm rescan, search over 100,000 rows, ``lutnav
---help`` and ``lutnav ls`` wall time, and the same cold scan done naively in one
-process (plain ``json.loads`` of every header, and ``safetensors.safe_open``).
+Two libraries (generated once, reused while their marker matches; the files are sparse:
+real headers, the weights a hole). "shared": full SD1.5 and SDXL kohya module lists,
+UNet-only or with text encoders, ranks 8-128, fp16/bf16 (20 distinct tensor tables per
+family), sd-scripts ``ss_*`` metadata. "varied" (``varied_library.py``): no two files share
+a tensor table (rank, module subsets, text encoder or not, dtype, key spelling, LyCORIS,
+metadata size; ~175 KB headers), one file in 97 broken or oddly spelled. Both spread over
+category/theme folders, some with sidecars and previews.
+
+For each, in one run: reading the header bytes, an ``orjson.loads`` pass and a
+``json.loads`` pass (one process, no index), the cold scan (index deleted first) with
+its ratio to each pass, the warm rescan and ``lutnav ls`` to a pipe. ``--save-fields`` and
+``--check-fields`` compare every indexed field of the varied library between code
+versions; ``--verdicts`` compares each file's verdict with ``safetensors.safe_open``. Then
+the index grown to ``--search-rows`` entries: its size, search median, ``--help`` and
+``ls --json | head``.
 
 The page cache is warmed first (every header read once), so lutnav and the naive
 baselines all read from memory; figures are wall-clock seconds on whatever
@@ -32,6 +38,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +49,7 @@ from catalog.library import Library  # noqa: E402
 from catalog.writer import write_safetensors  # noqa: E402
 
 GENERATOR_VERSION = 2
+VARIED_VERSION = 1
 MARKER = ".bench.json"
 THEMES = {
     "style": ["ink_wash", "watercolor", "anime", "pixel_art", "oil_paint", "lineart", "cyberpunk", "ukiyoe"],
@@ -57,44 +65,174 @@ SEARCHES = ["ink wash", "watercolor", "cat", "mountain mist", "robot", "zzq_nohi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=10_000, help="LoRA files in the library (default 10000)")
+    parser.add_argument("--kind", choices=("both", "shared", "varied"), default="both",
+                        help="shared: 20 tensor tables per family; varied: no two files share one")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "_work", help="work folder (git-ignored)")
-    parser.add_argument("--search-rows", type=int, default=100_000, help="rows in the search index")
+    parser.add_argument("--search-rows", type=int, default=100_000, help="rows in the search index (0: skip)")
+    parser.add_argument("--save-fields", type=Path, metavar="FILE",
+                        help="write every indexed field of the varied library to FILE (JSON lines)")
+    parser.add_argument("--check-fields", type=Path, metavar="FILE",
+                        help="compare every indexed field of the varied library with FILE")
+    parser.add_argument("--verdicts", action="store_true",
+                        help="compare every file's valid/broken verdict with safetensors.safe_open")
     args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    kinds = ("shared", "varied") if args.kind == "both" else (args.kind,)
+    for kind in kinds:
+        lib_root = args.work / (f"lib-{args.files}" if kind == "shared" else f"varied-{args.files}")
+        summary = bench_library(kind, lib_root, args.files)
+        if kind == "varied":
+            if args.save_fields:
+                count = save_fields(lib_root, args.save_fields)
+                print(f"  saved the fields of {count} entries to {args.save_fields}")
+            if args.check_fields:
+                check_fields(lib_root, args.check_fields)
+            if args.verdicts:
+                check_verdicts(lib_root)
+    if args.search_rows:
+        bench_search(lib_root, args.work, args.files, args.search_rows, summary.total)
 
-    lib_root = args.work / f"lib-{args.files}"
-    print(f"library: {lib_root}  ({args.files} files; {os.cpu_count()} CPUs; Python {sys.version.split()[0]})")
-    ensure_library(lib_root, args.files)
+
+def bench_library(kind: str, lib_root: Path, files: int):
+    """Cold scan, warm rescan and ``ls`` of one library, with the naive passes of the same run."""
+    print(f"\n== {kind} library: {lib_root}  ({files} files)")
+    if kind == "shared":
+        ensure_library(lib_root, files)
+    else:
+        ensure_varied_library(lib_root, files)
 
     warmed = warm_page_cache(lib_root)
-    print(f"  page cache warmed: {warmed / 1e9:.2f} GB of headers read once, so every contender below "
-          "reads from memory")
+    print(f"  page cache warmed: {warmed / 1e9:.2f} GB of headers ({warmed / files / 1e3:.0f} KB a file) "
+          "read once, so every contender below reads from memory")
+    read, count = timed(lambda: read_pass(lib_root))
+    report("read the header bytes only", read, f"{count} files, one process", "")
+    orj, count = timed(lambda: naive_orjson_scan(lib_root))
+    report("naive: orjson.loads per header", orj, f"{count} files, one process", "")
+    naive, count = timed(lambda: naive_json_scan(lib_root))
+    report("naive: json.loads per header", naive, f"{count} files, one process", "")
     shutil.rmtree(lib_root / ".lutnav", ignore_errors=True)
     cold, summary = timed(lambda: Library(lib_root).scan_all())
     report("cold scan", cold, f"{summary.total} entries, {summary.broken} broken", "<= 5 s for 10k")
     warm = [timed(lambda: Library(lib_root).scan_all())[0] for _ in range(3)]
     report("warm rescan (median of 3)", statistics.median(warm), "nothing changed", "<= 0.5 s")
+    cli = cli_command()
+    report("lutnav ls (median of 5)", median_run(cli + ["--library", str(lib_root), "ls"]),
+           f"{summary.total} rows to a pipe", "<= 0.3 s")
+    print(f"  cold scan: {naive / cold:.2f}x a json.loads pass (target >= 3x), {orj / cold:.2f}x an "
+          f"orjson.loads pass, {read / cold:.2f}x reading the bytes; the naive loops write no index")
+    return summary
 
-    search_root = build_search_index(lib_root, args.work / f"search-{args.files}-{args.search_rows}",
-                                     args.search_rows)
+
+def bench_search(lib_root: Path, work: Path, files: int, rows: int, scanned: int) -> None:
+    """Search, ``--help`` and ``ls --json | head`` over an index grown to ``rows`` entries."""
+    print(f"\n== index of {rows:,} entries (rows of {lib_root.name} re-inserted under new names)")
+    search_root = build_search_index(lib_root, work / f"search-{lib_root.name}-{rows}", rows)
+    size = sum(p.stat().st_size for p in (search_root / ".lutnav").glob("catalog.db*"))
+    print(f"  index on disk: {size / 1e6:.0f} MB (target <= 1 GB)")
     by_query = search_times(search_root)
     times = [t for ts in by_query.values() for t in ts]
-    report(f"search median, {args.search_rows:,} rows", statistics.median(times),
+    report(f"search median, {rows:,} rows", statistics.median(times),
            f"p90 {percentile(times, 90) * 1000:.1f} ms over {len(times)} queries", "<= 20 ms")
     print("  per query (median ms): " + ", ".join(
         f"{q!r} {statistics.median(ts) * 1000:.1f}" for q, ts in by_query.items()))
-    cjk_search_report(args.work, args.search_rows)
+    cjk_search_report(work, rows)
 
     cli = cli_command()
     report("lutnav --help (median of 5)", median_run(cli + ["--help"]), "subprocess", "<= 0.4 s")
-    report("lutnav ls (median of 5)", median_run(cli + ["--library", str(lib_root), "ls"]),
-           f"{summary.total} rows to a pipe", "")
+    report("ls --json | head (median of 5)", median_first_lines(cli + ["--library", str(search_root), "ls",
+                                                                       "--json"]),
+           f"first 10 lines of {rows:,} rows", "<= 0.3 s")
 
-    naive, count = timed(lambda: naive_json_scan(lib_root))
-    report("naive: json.loads per header", naive, f"{count} files, one process", "")
-    safe, count = timed(lambda: naive_safe_open_scan(lib_root))
-    report("naive: safetensors.safe_open", safe, f"{count} files, one process", "")
-    print(f"\nspeed-up of the cold scan: {naive / cold:.1f}x over json.loads, {safe / cold:.1f}x over safe_open "
-          "(target >= 3x); the naive loops write no index.")
+
+def median_first_lines(cmd: list[str], lines: int = 10, runs: int = 5) -> float:
+    """Seconds until ``cmd`` has printed ``lines`` lines (then it is stopped, as ``head`` would)."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        for _ in range(lines):
+            if not proc.stdout.readline():
+                break
+        times.append(time.perf_counter() - started)
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    return statistics.median(times)
+
+
+# --- field and verdict checks --------------------------------------------------------
+
+#: columns that change from one scan to the next whatever the code does
+VOLATILE = {"scanned_at"}
+
+
+def indexed_fields(lib_root: Path) -> Iterator[dict]:
+    """Every entry's indexed fields (and its header metadata), in path order."""
+    conn = sqlite3.connect(lib_root / ".lutnav" / "catalog.db")
+    conn.row_factory = sqlite3.Row
+    metas = dict(conn.execute("select path, metadata from header_metadata"))
+    for row in conn.execute("select * from entries order by path"):
+        out = {k: row[k] for k in row.keys() if k not in VOLATILE}
+        out["metadata"] = metas.get(row["path"])
+        yield out
+    conn.close()
+
+
+def save_fields(lib_root: Path, out: Path) -> int:
+    count = 0
+    with open(out, "w", encoding="utf-8") as fh:
+        for row in indexed_fields(lib_root):
+            fh.write(json.dumps(row, sort_keys=True) + "\n")
+            count += 1
+    return count
+
+
+def check_fields(lib_root: Path, expected_file: Path) -> None:
+    """Print how many entries differ from the saved fields, and the first few differences."""
+    expected = {}
+    with open(expected_file, encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            expected[row["path"]] = row
+    differ, shown = 0, 0
+    seen = set()
+    for row in indexed_fields(lib_root):
+        seen.add(row["path"])
+        want = expected.get(row["path"])
+        row = json.loads(json.dumps(row, sort_keys=True))
+        if want != row:
+            differ += 1
+            if shown < 5:
+                shown += 1
+                cols = sorted(k for k in set(row) | set(want or {}) if (want or {}).get(k) != row.get(k))
+                print(f"  DIFFERS {row['path']}: " + "; ".join(
+                    f"{c}: {str((want or {}).get(c))[:120]} -> {str(row.get(c))[:120]}" for c in cols))
+    missing = set(expected) - seen
+    print(f"  fields check: {len(seen)} entries, {differ} differ, {len(missing)} missing "
+          f"(against {expected_file})")
+
+
+def check_verdicts(lib_root: Path) -> None:
+    """Each file's verdict (indexed with an error, or not) against ``safetensors.safe_open``."""
+    from safetensors import safe_open
+
+    conn = sqlite3.connect(lib_root / ".lutnav" / "catalog.db")
+    broken = dict(conn.execute("select path, error is not null from entries"))
+    conn.close()
+    disagree = []
+    for path in safetensors_files(lib_root):
+        rel = Path(path).relative_to(lib_root).as_posix()
+        try:
+            with safe_open(path, framework="numpy") as fh:
+                fh.keys()
+            ok = True
+        except Exception:  # noqa: BLE001 - any refusal is the verdict
+            ok = False
+        if broken.get(rel) != (not ok):
+            disagree.append(rel)
+    print(f"  verdicts against safe_open: {len(broken)} files, {len(disagree)} disagree "
+          f"({sum(broken.values())} broken)" + (f", e.g. {disagree[:3]}" if disagree else ""))
 
 
 # --- CJK search ---------------------------------------------------------------------
@@ -193,6 +331,36 @@ def ensure_library(root: Path, files: int) -> None:
         (folder / "README.md").write_text("\n".join(sections), encoding="utf-8")
     marker.write_text(json.dumps(wanted))
     print(f"  generated {files} files in {time.perf_counter() - started:.1f} s")
+
+
+def ensure_varied_library(root: Path, files: int) -> None:
+    """Generate the all-different library (``varied_library``) unless it is already there."""
+    from varied_library import write_varied
+
+    wanted = {"version": VARIED_VERSION, "files": files, "kind": "varied"}
+    marker = root / MARKER
+    if marker.is_file() and json.loads(marker.read_text()) == wanted:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    started = time.perf_counter()
+    rng = random.Random(23)
+    folders = [(cat, theme) for cat, themes in THEMES.items() for theme in themes]
+    readmes: dict[Path, list[str]] = {}
+    seen: set[bytes] = set()
+    for i in range(files):
+        cat, theme = folders[i % len(folders)]
+        folder = root / cat / theme
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{theme}_{rng.choice(WORDS)}_{i:05d}"
+        write_varied(folder, stem, i, rng, seen)
+        write_sidecars(folder, stem, i, rng, readmes)
+        if i and i % 1000 == 0:
+            print(f"  generated {i}/{files} files ({time.perf_counter() - started:.0f} s)", flush=True)
+    for folder, sections in readmes.items():
+        (folder / "README.md").write_text("\n".join(sections), encoding="utf-8")
+    marker.write_text(json.dumps(wanted))
+    print(f"  generated {files} files, {len(seen)} distinct tensor tables, in "
+          f"{time.perf_counter() - started:.1f} s")
 
 
 def kohya_metadata(stem: str, family: str, rng: random.Random) -> dict[str, str]:
@@ -296,8 +464,39 @@ def warm_page_cache(root: Path) -> int:
         with open(path, "rb") as fh:
             head = fh.read(8)
             if len(head) == 8:
-                total += len(fh.read(struct.unpack("<Q", head)[0]))
+                total += len(fh.read(min(struct.unpack("<Q", head)[0], 100_000_000)))
     return total
+
+
+def read_pass(root: Path) -> int:
+    """One process: walk and read each header's bytes, nothing else (the floor)."""
+    count = 0
+    for path in safetensors_files(root):
+        with open(path, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            fh.read(min(length, 100_000_000))
+        count += 1
+    return count
+
+
+def naive_orjson_scan(root: Path) -> int:
+    """As ``naive_json_scan``, with ``orjson.loads``."""
+    import orjson
+
+    count = 0
+    for path in safetensors_files(root):
+        with open(path, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            try:
+                header = orjson.loads(fh.read(min(length, 100_000_000)))
+            except orjson.JSONDecodeError:
+                header = {}
+        header.pop("__metadata__", None)
+        ranks = Counter(v["shape"][0] for k, v in header.items()
+                        if k.endswith(("lora_down.weight", "lora_A.weight")) and isinstance(v, dict) and v["shape"])
+        ranks.most_common(1)
+        count += 1
+    return count
 
 
 def naive_json_scan(root: Path) -> int:
@@ -306,24 +505,13 @@ def naive_json_scan(root: Path) -> int:
     for path in safetensors_files(root):
         with open(path, "rb") as fh:
             (length,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(length))
+            try:
+                header = json.loads(fh.read(min(length, 100_000_000)))
+            except ValueError:
+                header = {}
         header.pop("__metadata__", None)
-        ranks = Counter(v["shape"][0] for k, v in header.items() if k.endswith(("lora_down.weight", "lora_A.weight")))
-        ranks.most_common(1)
-        count += 1
-    return count
-
-
-def naive_safe_open_scan(root: Path) -> int:
-    """The same through the safetensors library: metadata, keys and each down shape."""
-    from safetensors import safe_open
-
-    count = 0
-    for path in safetensors_files(root):
-        with safe_open(path, framework="numpy") as fh:
-            fh.metadata()
-            ranks = Counter(fh.get_slice(k).get_shape()[0] for k in fh.keys()
-                            if k.endswith(("lora_down.weight", "lora_A.weight")))
+        ranks = Counter(v["shape"][0] for k, v in header.items()
+                        if k.endswith(("lora_down.weight", "lora_A.weight")) and isinstance(v, dict) and v["shape"])
         ranks.most_common(1)
         count += 1
     return count

@@ -25,7 +25,7 @@ from .card import FIELD_KINDS, Card, check_card_dict
 from .errors import CardError, SidecarError
 from .library import Library
 from .query import SORTABLE, fts_query
-from .rows import decode
+from .db import decode, entry_count
 
 #: the columns a table row needs (the wide ones — notes, sources — stay on disk)
 ROW_COLUMNS = ("path", "name", "category", "theme", "kind", "base_model", "rank", "strength",
@@ -72,6 +72,8 @@ def facet(lib: Library, column: str) -> list[tuple[str, int]]:
 def count(lib: Library, view: View) -> int:
     """How many entries the view holds."""
     match = _match(view)
+    if not match and not _filters(view)[0]:
+        return entry_count(lib.db)  # the whole library: kept by triggers
     if match and not _filters(view)[0]:
         return _hits(lib, match)  # the full-text index counts alone, without the rows
     source, where, args = _from_where(view, lib)

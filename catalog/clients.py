@@ -11,8 +11,11 @@ scanner can use :func:`client_warning` for the one-line catalog warning.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import repeat
 
 from catalog.keynames import UNET, parse_key
 
@@ -48,6 +51,7 @@ class ClientReport:
         return head
 
 
+@lru_cache(maxsize=1 << 17)  # a library repeats the same few thousand key names in every file
 def _dropped_by(client: str, key: str) -> str | None:
     """Why ``client`` ignores ``key``; ``None`` when it maps it, ``?`` when lutnav cannot tell."""
     name = parse_key(key)
@@ -70,19 +74,25 @@ def _dropped_by(client: str, key: str) -> str | None:
 
 
 def check_client(keys: Iterable[str], client: str) -> ClientReport:
-    """Sort every tensor key of a file into mapped / dropped / unknown for ``client``."""
+    """Sort every tensor key of a file into mapped / dropped / unknown for ``client``.
+
+    A library repeats the same few thousand key names in every file, so each name's
+    verdict is computed once (``_dropped_by`` is memoised) and a file's keys are
+    sorted by whole-list operations rather than a Python loop per key.
+    """
     keys = list(keys)
     report = ClientReport(client, len(keys), 0)
-    reasons: dict[str, int] = {}
-    for key in keys:
-        why = _dropped_by(client, key)
-        if why is None:
-            report.mapped += 1
-        elif why == "?":
-            report.unknown.append(key)
-        else:
-            report.dropped.append(key)
-            reasons[why] = reasons.get(why, 0) + 1
+    verdicts = list(map(_dropped_by, repeat(client, len(keys)), keys))
+    counts = Counter(verdicts)  # in order of first appearance, as the reasons are listed
+    report.mapped = counts.pop(None, 0)
+    unknown = counts.pop("?", 0)
+    if unknown:
+        report.unknown = [key for key, why in zip(keys, verdicts) if why == "?"]
+    if counts and not unknown and not report.mapped:  # every key dropped (A1111 on diffusers names)
+        report.dropped = keys
+    elif counts:
+        report.dropped = [key for key, why in zip(keys, verdicts) if why is not None and why != "?"]
+    reasons = dict(counts)
     report.reason = ", ".join(reasons)
     if report.dropped:
         lycoris_only = set(reasons) == {"LoHa/LoKr layers"}

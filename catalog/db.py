@@ -10,6 +10,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import orjson
+
 from .errors import IndexReadOnly
 
 
@@ -50,6 +52,16 @@ JSON_COLUMNS = (
     "parts", "trigger_words", "strength_range", "themes", "tags", "previews",
     "parents", "warnings", "sources", "header_fields", "header_sources", "training",
 )
+
+def decode(row: dict) -> dict:
+    """A row from SQLite with its JSON columns parsed back."""
+    out = dict(row)
+    for col in JSON_COLUMNS:
+        value = out.get(col)
+        if isinstance(value, str):
+            out[col] = orjson.loads(value)
+    return out
+
 
 #: text columns the full-text index covers
 FTS_COLUMNS = ["name", "category", "theme", "title", "trigger_words", "themes", "tags", "notes", "description"]
@@ -147,10 +159,28 @@ def m003_cjk_trigram(db: sqlite_utils.Database) -> None:
                f"where {_non_ascii(text)}")
 
 
+@migrations()
+def m004_entry_count(db: sqlite_utils.Database) -> None:
+    """The number of entries kept by triggers: ``count(*)`` reads every row of an index
+    (a tenth of a second at a million entries), and the TUI asks for it on start."""
+    db["entries"].enable_counts()
+
+
+def entry_count(db: sqlite_utils.Database) -> int:
+    """How many entries the index holds, from the trigger-kept count."""
+    try:
+        found = db.execute("select count from [_counts] where [table] = 'entries'").fetchone()
+    except sqlite3.OperationalError:  # the count table was removed by hand: count the rows
+        found = None
+    return found[0] if found else db.execute("select count(*) from entries").fetchone()[0]
+
+
 def connect(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) and, unless told not to, migrate the index at ``path``."""
     conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
-    db = sqlite_utils.Database(conn)
+    # no plugins: loading them scans every installed distribution's entry points (tens
+    # of ms in a venv with the training stack, on every `ls`), and the index uses none
+    db = sqlite_utils.Database(conn, execute_plugins=False)
     conn.execute("PRAGMA busy_timeout = 30000")
     db.enable_wal()
     conn.execute("PRAGMA synchronous = NORMAL")

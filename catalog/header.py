@@ -196,8 +196,9 @@ def read_header(path: str | Path, cache: "HeaderCache | None" = None) -> Header:
     finally:
         os.close(fd)
     data_size = file_size - 8 - header_len
+    key = parts = None
     if cache is not None:
-        hit = cache.lookup(raw, data_size, path)
+        hit, key, parts = cache.lookup(raw, data_size, path)
         if hit is not None:
             return Header(path=path, file_size=file_size, header_len=header_len,
                           tensors=hit[0], metadata=hit[1], fingerprint=_fingerprint(raw))
@@ -206,12 +207,12 @@ def read_header(path: str | Path, cache: "HeaderCache | None" = None) -> Header:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        table, metadata = parse_header_bytes(raw, data_size, path)
+        table, metadata = parse_header_bytes(raw, data_size, path, parts)
     finally:
         if collecting:
             gc.enable()
     if cache is not None:
-        cache.store(raw, data_size, table)
+        cache.store(key, table)
     return Header(path=path, file_size=file_size, header_len=header_len, tensors=table, metadata=metadata,
                   fingerprint=_fingerprint(raw))
 
@@ -222,7 +223,19 @@ def _fingerprint(raw: bytes) -> str:
     return f"{len(raw):x}-{zlib.crc32(memoryview(raw)[:65536]):08x}"
 
 
-def parse_header_bytes(raw: bytes, data_size: int, path: Path) -> tuple[TensorTable, dict[str, str]]:
+def parse_header_bytes(raw: bytes, data_size: int, path: Path,
+                       split: tuple[bytes, bytes] | None = None) -> tuple[TensorTable, dict[str, str]]:
+    """(table, metadata) of valid header bytes; raises as ``read_header`` does.
+
+    The typed decoder takes the canonical spelling; whatever it is unsure of is
+    parsed generically and checked in whole-list operations, and whatever those
+    refuse is walked entry by entry. ``split`` is ``split_metadata(raw)`` if known.
+    """
+    typed = _typed_decoder()
+    if typed is not None:
+        found = typed(raw, data_size, split)
+        if found is not None:
+            return found
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
@@ -236,6 +249,20 @@ def parse_header_bytes(raw: bytes, data_size: int, path: Path) -> tuple[TensorTa
         parts = walk_entries(raw, path)
         check_layout(parts[0], data_size, path)
     return parts
+
+
+_TYPED: list = []
+
+
+def _typed_decoder():
+    """``header_typed.typed_parts``, or None where msgspec is not installed."""
+    if not _TYPED:
+        try:
+            from catalog.header_typed import typed_parts
+        except ImportError:
+            typed_parts = None
+        _TYPED.append(typed_parts)
+    return _TYPED[0]
 
 
 def _read_exact(fd: int, count: int, path: Path) -> bytes:

@@ -12,6 +12,7 @@ cleanly goes through the full reader, so the cache never changes an answer.
 
 from __future__ import annotations
 
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -28,7 +29,7 @@ class HeaderCache:
     def __init__(self, size: int = 96, max_bytes: int = 48 * 1024 * 1024):
         self.size = size
         self.max_bytes = max_bytes
-        self._tables: OrderedDict[tuple[int, bytes], TensorTable] = OrderedDict()
+        self._tables: OrderedDict[tuple[int, int, int], tuple[bytes, TensorTable]] = OrderedDict()
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -38,40 +39,46 @@ class HeaderCache:
         self._tables.clear()
         self._bytes = 0
 
-    def lookup(self, raw: bytes, data_size: int, path: Path) -> tuple[TensorTable, dict] | None:
-        """The (table, metadata) of ``raw`` when its tensor part is cached, else None."""
+    def lookup(self, raw: bytes, data_size: int, path: Path):
+        """(the (table, metadata) of ``raw`` when its tensor part is cached, or None; a key
+        for ``store``; the split of ``raw``). The header is split once: a miss hands the
+        split and its key on instead of splitting the same bytes again."""
         parts = split_metadata(raw)
         if parts is None:
             self.misses += 1
-            return None
+            return None, None, None
         meta, rest = parts
-        table = self._tables.get((data_size, rest))
-        if table is None:
+        # keyed by a CRC of the bytes (4 GB/s, where hashing them as a dict key runs at
+        # about 1); a hit is confirmed by comparing the bytes themselves
+        key = (data_size, len(rest), zlib.crc32(rest))
+        found = self._tables.get(key)
+        if found is None or found[0] != rest:
             self.misses += 1
-            return None
-        self._tables.move_to_end((data_size, rest))
+            return None, (key, rest), parts
+        table = found[1]
+        self._tables.move_to_end(key)
         metadata = {}
         if meta:  # the same rules as in a full header, on the metadata alone
             try:
                 metadata = parse_header_bytes(b'{"__metadata__":' + meta + b"}", 0, path)[1]
             except SafetensorsError:  # a split inside a string, or bad metadata: the full
                 self.misses += 1      # reader gives the authoritative answer
-                return None
+                return None, None, parts
         self.hits += 1
-        return table, metadata
+        return (table, metadata), None, parts
 
-    def store(self, raw: bytes, data_size: int, table: TensorTable) -> None:
-        parts = split_metadata(raw)
-        if parts is None:
+    def store(self, key: object, table: TensorTable) -> None:
+        """Keep ``table`` under a key from ``lookup`` (None: the header did not split)."""
+        if key is None:
             return
-        key = (data_size, parts[1])
-        if key in self._tables:
+        (crc_key, rest) = key
+        if crc_key in self._tables:
             return
-        self._tables[key] = table
-        self._bytes += len(key[1])
+        self._tables[crc_key] = (rest, table)
+        self._bytes += len(rest)
         while len(self._tables) > self.size or self._bytes > self.max_bytes:
-            old, _ = self._tables.popitem(last=False)
-            self._bytes -= len(old[1])
+            _, (old, _) = self._tables.popitem(last=False)
+            self._bytes -= len(old)
 
 
 def split_metadata(raw: bytes) -> tuple[bytes, bytes] | None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 
 from . import stored_metadata
 from .errors import AmbiguousName, EntryNotFound, PathOutsideLibrary
 from .library import Library
-from .rows import decode
+from .db import JSON_COLUMNS, decode
 
 #: the ``ls --json`` contract, in order
 PUBLIC_FIELDS = (
@@ -38,11 +40,36 @@ def list_entries(lib: Library, *, category: str | None = None, theme: str | None
                  base: str | None = None, fmt: str | None = None, order_by: str = "path",
                  descending: bool = False, limit: int | None = None,
                  offset: int = 0) -> list[dict]:
+    return list(iter_entries(lib, category=category, theme=theme, base=base, fmt=fmt, order_by=order_by,
+                             descending=descending, limit=limit, offset=offset))
+
+
+def iter_entries(lib: Library, *, category: str | None = None, theme: str | None = None,
+                 base: str | None = None, fmt: str | None = None, order_by: str = "path",
+                 descending: bool = False, limit: int | None = None, offset: int = 0,
+                 fields: tuple[str, ...] = PUBLIC_FIELDS) -> Iterator[dict]:
+    """``ls`` objects one at a time, in order, reading only ``fields`` (a subset of
+    ``PUBLIC_FIELDS``; the JSON columns among them decoded).
+
+    Rows stream from SQLite: ``ls --json | head`` over a million entries prints its
+    first rows at once, and ``ls`` of 10,000 reads only the columns it shows.
+    """
     where, args = _filters(category=category, theme=theme, base=base, fmt=fmt)
-    sql = f"select * from entries{where}{_order(order_by, descending)}"
+    cols = ", ".join(f"[{f}]" for f in fields)
+    sql = f"select {cols} from entries{where}{_order(order_by, descending)}"
     if limit is not None:
         sql += f" limit {int(limit)} offset {int(offset)}"
-    return [public(decode(r)) for r in lib.db.query(sql, args)]
+    json_at = [i for i, f in enumerate(fields) if f in JSON_COLUMNS]
+    loads = orjson.loads
+    cursor = lib.db.conn.execute(sql, args)
+    while batch := cursor.fetchmany(512):
+        for row in batch:
+            if json_at:
+                row = list(row)
+                for i in json_at:
+                    if isinstance(row[i], str):
+                        row[i] = loads(row[i])
+            yield dict(zip(fields, row))
 
 
 def count_entries(lib: Library, **filters: str | None) -> int:
@@ -85,16 +112,42 @@ def search(lib: Library, query: str, *, limit: int = 200, category: str | None =
         return list_entries(lib, category=category, base=base, fmt=fmt, limit=limit)
     where, args = _filters(category=category, base=base, fmt=fmt, table="e")
     where = where.replace(" where ", " and ", 1)
+    cols = ", ".join(f"e.[{f}]" for f in PUBLIC_FIELDS)
+    if not where:
+        return _search_all(lib, match, cols, limit)
     order = "order by f.rank" if _few_matches(lib, match) else "order by f.rowid"
     sql = (
-        "select e.* from entries_fts f join entries e on e.rowid = f.rowid "
+        f"select {cols} from entries_fts f join entries e on e.rowid = f.rowid "
         f"where entries_fts match ?{where} {order} limit {int(limit)}"
     )
-    return [public(decode(r)) for r in lib.db.query(sql, [match, *args])]
+    return [decode(dict(zip(PUBLIC_FIELDS, r))) for r in lib.db.execute(sql, [match, *args])]
 
 
 #: above this many matches, relevance ranking costs more than it tells
 RANKED_MATCHES = 2000
+
+
+def _search_all(lib: Library, match: str, cols: str, limit: int) -> list[dict]:
+    """``search`` without filters, reading the full-text index once for common words.
+
+    The first ``RANKED_MATCHES + 1`` hits (in index order) both count the matches and,
+    when there are more, are the answer; a prefix that matches a large share of a
+    million entries is the costly part, so it is read once, not once to count and once
+    to list. Few hits are then ranked, which is cheap for them.
+    """
+    conn = lib.db.conn
+    ids = [r[0] for r in conn.execute(
+        f"select rowid from entries_fts where entries_fts match ? limit {RANKED_MATCHES + 1}", [match])]
+    if len(ids) <= RANKED_MATCHES:
+        sql = (f"select {cols} from entries_fts f join entries e on e.rowid = f.rowid "
+               f"where entries_fts match ? order by f.rank limit {int(limit)}")
+        return [decode(dict(zip(PUBLIC_FIELDS, r))) for r in conn.execute(sql, [match])]
+    ids = ids[:max(0, int(limit))]
+    if not ids:
+        return []
+    rows = {r[0]: r[1:] for r in conn.execute(
+        f"select e.rowid, {cols} from entries e where e.rowid in ({','.join('?' * len(ids))})", ids)}
+    return [decode(dict(zip(PUBLIC_FIELDS, rows[i]))) for i in ids if i in rows]
 
 
 def _few_matches(lib: Library, match: str) -> bool:
@@ -259,4 +312,5 @@ def _filters(*, category: str | None = None, theme: str | None = None, base: str
 
 def _order(order_by: str, descending: bool) -> str:
     col = order_by if order_by in SORTABLE else "path"
-    return f" order by {col} {'desc' if descending else 'asc'}, path"
+    tie = "" if col == "path" else ", path"  # path is unique: ordered by it, rows stream off its index
+    return f" order by {col} {'desc' if descending else 'asc'}{tie}"

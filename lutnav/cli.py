@@ -22,7 +22,7 @@ from catalog.query import SORTABLE
 
 from . import __version__
 from .context import ensure_indexed, open_library, run_scan_with_progress
-from .output import echo_json, table
+from .output import echo_json, echo_json_array, table
 
 #: every module that adds commands; each exposes COMMANDS, a list of click commands.
 #: They import nothing heavy at module level, so listing them keeps `--help` fast.
@@ -114,6 +114,9 @@ def scan_cmd(ctx: click.Context, full: bool, as_json: bool) -> None:
 
 
 LS_HEADERS = ("name", "category", "theme", "base", "format", "rank", "strength", "triggers", "path")
+#: the columns the ``ls`` table shows (``_ls_rows``), read without the rest
+LS_FIELDS = ("name", "category", "theme", "base_model", "format", "rank", "strength", "trigger_words", "path",
+             "error")
 
 
 def _ls_rows(entries: list[dict]):
@@ -135,13 +138,16 @@ def _ls_rows(entries: list[dict]):
 @click.pass_context
 def ls_cmd(ctx, category, theme, base, fmt, sort, limit, as_json) -> None:
     """List entries (scans first if the library was never indexed)."""
+    from catalog.query import iter_entries
+
     lib = open_library(ctx)
     ensure_indexed(lib)
-    entries = lib.entries(category=category, theme=theme, base=base, fmt=fmt, order_by=sort,
-                          limit=limit)
+    filters = dict(category=category, theme=theme, base=base, fmt=fmt, order_by=sort, limit=limit)
     if as_json:
-        echo_json(entries)
-    elif entries:
+        echo_json_array(iter_entries(lib, **filters))
+        return
+    entries = list(iter_entries(lib, **filters, fields=LS_FIELDS))
+    if entries:
         table(_ls_rows(entries), LS_HEADERS, max_widths={0: 32, 7: 30})
     elif any((category, theme, base, fmt)):
         given = ", ".join(f"--{k} {v}" for k, v in (("category", category), ("theme", theme),

@@ -16,6 +16,36 @@ def echo_json(data: object) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
 
 
+def echo_json_array(items: Iterable[object]) -> None:
+    """``echo_json`` of a list, written as the items come: the same bytes, but the first
+    rows reach a pipe (``ls --json | head``) before the last is read. A reader that
+    stops early (``head``) ends the command quietly."""
+    out = click.get_binary_stream("stdout")
+    option = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    parts: list[bytes] = []
+    first, flush_at = True, 16  # a small first write, so the first rows show at once
+    try:
+        for item in items:
+            parts.append((b"[\n  " if first else b",\n  ") + orjson.dumps(item, option=option).replace(b"\n", b"\n  "))
+            first = False
+            if len(parts) >= flush_at:
+                out.write(b"".join(parts))
+                out.flush()
+                parts, flush_at = [], 1024
+        parts.append(b"[]\n" if first else b"\n]\n")
+        out.write(b"".join(parts))
+        out.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+
+
+def _quiet_stdout() -> None:
+    """The reader went away: point stdout at /dev/null so the exit flush does not complain."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def interactive() -> bool:
     """Progress bars and colour only on a real terminal (and never under NO_COLOR for colour)."""
     return sys.stderr.isatty()
@@ -30,13 +60,15 @@ def table(rows: Iterable[Sequence[object]], headers: Sequence[str], *,
     rows = [["" if v is None else str(v) for v in r] for r in rows]
     max_widths = max_widths or {}
     widths = [cells(h) for h in headers]
-    for r in rows:
-        for i, v in enumerate(r):
-            widths[i] = min(max(widths[i], cells(v)), max_widths.get(i, 60))
+    for i, column in enumerate(zip(*rows)):  # one pass per column: 10,000 rows in milliseconds
+        widths[i] = min(max(widths[i], max(map(cells, column))), max_widths.get(i, 60))
     line = "  ".join(_fit(h, w) for h, w in zip(headers, widths)).rstrip()
-    click.echo(click.style(line, bold=True) if color() else line)
-    for r in rows:
-        click.echo("  ".join(_fit(v, w) for v, w in zip(r, widths)).rstrip())
+    lines = [click.style(line, bold=True) if color() else line]
+    lines += ["  ".join(map(_fit, r, widths)).rstrip() for r in rows]
+    try:
+        click.echo("\n".join(lines))
+    except BrokenPipeError:
+        _quiet_stdout()
 
 
 def human_size(n: int | None, *, compact: bool = False) -> str:
@@ -61,6 +93,8 @@ def cells(text: str) -> int:
 
 
 def _fit(value: str, width: int) -> str:
+    if value.isascii():  # the common case, in C
+        return value.ljust(width) if len(value) <= width else value[:width - 1] + "…"
     if cells(value) <= width:
         return value + " " * (width - cells(value))
     out, used = [], 0

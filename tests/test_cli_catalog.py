@@ -226,3 +226,24 @@ def test_preview_and_chat_without_a_model_answer_before_importing_torch(tmp_path
                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
         assert "EXIT 1 TORCH False" in out.stdout, out.stdout + out.stderr
         assert "no base model configured" in out.stdout or "not on this machine" in out.stdout
+
+
+def test_ls_json_streams_the_same_document_and_stops_quietly_when_the_reader_does(tmp_path):
+    import orjson
+
+    from catalog.library import Library
+
+    root = _lib(tmp_path)
+    for i in range(160):  # more than the first write and than a pipe holds: the reader can leave early
+        write_kohya(root / "style" / "many" / f"m{i:02d}.safetensors", seed=i)
+    streamed = run(root, "ls", "--json").output
+    whole = orjson.dumps(Library(root).entries(), option=orjson.OPT_INDENT_2).decode() + "\n"
+    assert streamed == whole
+    assert run(root, "ls", "--json", "--base", "nothing").output == "[]\n"
+    head = subprocess.Popen([sys.executable, "-c", "from lutnav.cli import main; main()", "--library", str(root),
+                             "ls", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert head.stdout.readline() == b"[\n"
+    head.stdout.close()  # as `| head -1` does
+    assert head.wait(timeout=60) == 0
+    assert b"Error" not in head.stderr.read()

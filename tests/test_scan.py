@@ -266,7 +266,8 @@ def test_worker_scan_from_a_script_without_main_guard_still_completes(tmp_path):
     assert len(Library(root).entries()) == 2
 
 
-def test_worker_processes_give_the_same_rows_as_inline(tmp_path, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2], ids=["forked", "forkserver (a threaded caller, as the TUI)"])
+def test_worker_processes_give_the_same_rows_as_inline(tmp_path, monkeypatch, threads):
     import catalog.scan
 
     root = _lib(tmp_path)
@@ -276,6 +277,63 @@ def test_worker_processes_give_the_same_rows_as_inline(tmp_path, monkeypatch):
     inline.scan_all()
     expected = inline.entries()
     monkeypatch.setattr(catalog.scan, "POOL_THRESHOLD", 1)
+    monkeypatch.setattr(catalog.scan.threading, "active_count", lambda: threads)
+    assert catalog.scan._worker_context().get_start_method() == ("fork" if threads == 1 else "forkserver")
     pooled = Library(root)
     pooled.scan_all(full=True)
     assert pooled.entries() == expected
+
+
+def test_the_library_count_follows_adds_removals_and_an_index_made_before_it_was_kept(tmp_path):
+    from catalog import browse
+
+    root = _lib(tmp_path)
+    lib = Library(root)
+    lib.scan_all()
+
+    def exact() -> int:
+        return lib.db.execute("select count(*) from entries").fetchone()[0]
+
+    assert browse.count(lib, browse.View()) == exact() > 0
+    write_kohya(root / "style" / "new" / "added.safetensors", seed=9)
+    next(root.rglob("*.safetensors")).unlink()
+    lib.scan_all()
+    assert browse.count(lib, browse.View()) == exact()
+    # an index from before the count was kept: migrating counts what is there
+    lib.db.execute("drop table _counts")
+    for name in ("entries_counts_insert", "entries_counts_delete"):
+        lib.db.execute(f"drop trigger [{name}]")
+    lib.db.execute("delete from _sqlite_migrations where name = 'm003_entry_count'")
+    lib.db.conn.commit()
+    reopened = Library(root)
+    assert browse.count(reopened, browse.View()) == exact()
+
+
+def test_search_without_filters_lists_what_the_ranked_and_unranked_queries_list(tmp_path):
+    """Common words (more hits than are ranked) and rare ones give the rows the plain
+    queries give, in the same order."""
+    from catalog import query
+    from catalog.db import decode
+
+    root = _lib(tmp_path)
+    lib = Library(root)
+    lib.scan_all()
+    base = list(lib.db.query("select * from entries"))
+    with lib.db.atomic():
+        for i in range(query.RANKED_MATCHES + 50):
+            row = dict(base[i % len(base)], path=f"copy/{i}/x.safetensors", name=f"common_{i}",
+                       notes="rare" if i % 500 == 0 else "plain")
+            lib.db["entries"].insert(row)
+
+    def plain(match: str, order: str, limit: int) -> list[dict]:
+        cols = ", ".join(f"e.[{f}]" for f in query.PUBLIC_FIELDS)
+        sql = (f"select {cols} from entries_fts f join entries e on e.rowid = f.rowid "
+               f"where entries_fts match ? order by {order} limit {limit}")
+        return [decode(dict(zip(query.PUBLIC_FIELDS, r))) for r in lib.db.execute(sql, [match])]
+
+    many = lib.search("common", limit=30)
+    assert len(many) == 30 and many == plain('"common"*', "f.rowid", 30)
+    rare = lib.search("rare")
+    assert len(rare) == 5 and rare == plain('"rare"*', "f.rank", 200)
+    assert lib.search("zzq_nothing") == []
+    assert lib.search("common", limit=0) == []
