@@ -103,6 +103,20 @@ def m002_fts_prefix_index(db: sqlite_utils.Database) -> None:
     db.execute("insert into [entries_fts] ([entries_fts]) values ('rebuild')")
 
 
+@migrations()
+def m003_family_fields(db: sqlite_utils.Database) -> None:
+    """What the family registry adds: an SDXL variant, an LLM's architecture, a full model's kind.
+
+    The registry also names families older versions left unknown, so every row is
+    marked stale (its mtime forgotten): the next scan re-reads each header once.
+    """
+    for col in ("base_variant", "arch", "model_kind"):
+        if col not in db["entries"].columns_dict:
+            db["entries"].add_column(col, str)
+    db["entries"].create_index(["base_variant"], if_not_exists=True)
+    db.execute("update entries set mtime_ns = -1")
+
+
 def connect(path: Path) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the index at ``path``."""
     conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)

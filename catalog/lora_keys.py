@@ -255,10 +255,13 @@ def _other_lycoris(index: KeyIndex) -> LoraKeys | None:
     return None
 
 
-def checkpoint_layout(index: KeyIndex) -> LoraKeys | None:
-    """A full model misfiled as a LoRA: its own weights give the widths."""
+def checkpoint_layout(index: KeyIndex, *, known: bool = False) -> LoraKeys | None:
+    """A full model misfiled as a LoRA: its own weights give the widths.
+
+    ``known``: the key names already said it is a full model, so no size test is needed.
+    """
     names, shapes = index.names, index.shapes
-    big = sum(1 for s in shapes if len(s) == 2 and min(s) >= 256)
+    big = 8 if known else sum(1 for s in shapes if len(s) == 2 and min(s) >= 256)
     if big < 8 and not any(n.startswith(_CHECKPOINT_PREFIXES) for n in names):
         return None
     positions = [p for p, (n, s) in enumerate(zip(names, shapes)) if n.endswith(".weight") and len(s) in (2, 4)]

@@ -16,6 +16,7 @@ from .analyze import forget as forget_headers
 from .db import JSON_COLUMNS
 from .header_fields import claim_family
 from .library import Library
+from .registry import sdxl_variant
 from .walk import Candidate, category_theme, entry_name
 
 CARD_FIELDS = (
@@ -52,6 +53,7 @@ def build_row(cand: Candidate, facts: dict) -> tuple[dict, dict]:
         "name": entry_name(cand.rel), "size": cand.size, "mtime_ns": cand.mtime_ns,
         "inode": cand.inode, "sidecar_sig": cand.sidecar_sig,
         "format": None, "network": None, "base_model": "unknown", "base_model_name": None,
+        "base_variant": None, "arch": None, "model_kind": None,
         "evidence": None, "rank": None, "alpha": None, "alpha_source": None, "dtype": None,
         "tensor_count": None, "parts": [], "has_conv": 0, "data_size": None,
         "header_digest": None, "warnings": [], "error": None,
@@ -96,8 +98,10 @@ def _merge_cards(cand: Candidate, row: dict) -> None:
     row["sources"] = sources
     row["card_digest"] = result.card_digest
     row["warnings"] = row["warnings"] + [f"sidecar: {w}" for w in result.warnings]
+    row["base_variant"] = sdxl_variant(row["base_model"], row.get("base_model_claim"), row.get("base_model_name")) \
+        or row.get("base_variant")
     claim = claim_family(row.get("base_model_claim"))
-    if claim and row["base_model"] not in ("unknown", None, claim) and row["format"] != "pickle":
+    if claim and row["base_model"] not in ("unknown", None, claim, "llm") and row["format"] != "pickle":
         row["warnings"].append(
             f"card says the base is {row['base_model_claim']!r} ({claim}) but the tensor shapes say "
             f"{row['base_model']} — the shapes win; fix the card")
