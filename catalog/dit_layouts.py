@@ -166,6 +166,13 @@ LAYOUTS: tuple[Layout, ...] = (
                    **_free(*(f"attn_{p}" for p in ("to_q", "to_k", "to_v", "to_gate", "to_out_0")), width=2560),
                    "ff_gate": (Fixed(2560), Fixed(6912)), "ff_up": (Fixed(2560), Fixed(6912)),
                    "ff_down": (Fixed(6912), Fixed(2560))}) for g in ("layerwise", "refiner")}}),
+    Layout("krea2", "Krea 2 blocks with attn.wq/attn.gate and mlp.gate/up/down", "original", frozenset({6144}), {
+        "blocks": (28, {"attn_wq": (1, 1), "attn_wk": (1, 0.25), "attn_wv": (1, 0.25), "attn_gate": (1, 1),
+                        "attn_wo": (1, 1), "mlp_gate": (1, 8 / 3), "mlp_up": (1, 8 / 3), "mlp_down": (8 / 3, 1)}),
+        **{f"txtfusion_{g}_blocks": (2, {
+            **_free(*(f"attn_{p}" for p in ("wq", "wk", "wv", "wo", "gate")), width=2560),
+            "mlp_gate": (Fixed(2560), Fixed(6912)), "mlp_up": (Fixed(2560), Fixed(6912)),
+            "mlp_down": (Fixed(6912), Fixed(2560))}) for g in ("layerwise", "refiner")}}),
     Layout("anima", "Anima / Cosmos-Predict2 2B blocks (self_attn, cross_attn, mlp.layer1)", "original",
            frozenset({2048}), {
                "blocks": (28, {**_same(*(f"{a}_{p}" for a in ("self_attn", "cross_attn")

@@ -66,28 +66,34 @@ def dit_findings(modules: Sequence[tuple[str, int]], widths: Callable, *,
     """Clues from transformer blocks: [(words, families that fit)]; [] when there are none.
 
     ``modules`` are (name, number) pairs; ``widths(number)`` gives (in, out, ndim).
-    Names that differ only in their block index share a layer, so each distinct
-    digit-free spelling is parsed once and its members only read their index.
+    Names that differ only in their block index (the first number between
+    separators) share a layer, so each is parsed once and its members only read their index.
     Only the layouts that have every adapted layer are tried (looked up by layer),
     so the cost does not grow with the number of families. ``strict=False`` (full
     models) ignores block layers no family lists (norms, biases kept as matrices).
     """
-    spellings: dict[bytes, list[tuple[str, int]]] = {}
+    spellings: dict[str, list] = {}  # name without its block index -> [first name, its number, top index]
+    search = _RAW_INDEX.search
     for name, number in modules:
-        spellings.setdefault(name.encode().translate(None, b"0123456789"), []).append((name, number))
+        m = search(name)
+        if m is None:
+            continue
+        key = name[:m.start(1)] + name[m.end(1):]
+        index = int(m.group(1))
+        seen = spellings.get(key)
+        if seen is None:
+            spellings[key] = [name, number, index]
+        elif index > seen[2]:
+            seen[2] = index
     example: dict[tuple[str, str], int] = {}
     top: dict[str, int] = {}
-    for members in spellings.values():
-        name, number = members[0]
+    for name, number, index in spellings.values():
         parsed = parse_block(name)
         if parsed is None or parsed[0] not in KNOWN_GROUPS:
             continue
-        group, index, layer = parsed
+        group, _, layer = parsed
         if not strict and (group, layer) not in _BY_LAYER:
             continue
-        if len(members) > 1:
-            cut = max(strip_prefix(name)[1] - 1, 0)
-            index = max(int(m.group(1)) for n, _ in members if (m := _RAW_INDEX.search(n, cut)))
         example.setdefault((group, layer), number)
         top[group] = max(top.get(group, -1), index)
     if not example:

@@ -234,7 +234,8 @@ def _is_llm(f: str) -> bool:
 
 
 def _is_te(f: str) -> bool:
-    return f.startswith(("lora_te", "text_encoder")) or "text_model_" in f
+    """A text-encoder layer; CLIP as transformers 5 names it has no ``text_model.`` but ``encoder.layers``."""
+    return f.startswith(("lora_te", "text_encoder")) or "text_model_" in f or f.startswith("encoder_layers_")
 
 
 def _te_part(f: str) -> str:

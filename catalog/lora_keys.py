@@ -160,7 +160,9 @@ def _pairs(index: KeyIndex, down: str, up: str, adapter_config: dict | None) -> 
     elif first.startswith("lycoris_"):
         fmt = "lycoris"
     else:
-        fmt = "diffusers" if "." in first else "kohya"
+        # a dotted module path (the first module of a bare file may be a top-level one: x_embedder)
+        dotted = "." in first or any("." in a[: -len(down)] for a in (anchors[len(anchors) // 2], anchors[-1]))
+        fmt = "diffusers" if dotted else "kohya"
     conv: frozenset[int] = frozenset()
     ndims = set(map(len, down_shapes))
     if 4 in ndims:
