@@ -38,10 +38,12 @@ def analyze(abs_path: str, kind: str) -> dict:
     from .classify import classify  # imported here so a pickle-only scan stays tiny
 
     c = classify(header, adapter_config)
-    if c.format in ("diffusers", "lycoris") and c.base_model in ("sd1", "sd2", "sdxl"):
+    sd = c.base_model in ("sd1", "sd2", "sdxl")
+    dit = not sd and c.base_model not in ("unknown", "llm") and c.format != "checkpoint"
+    if (sd and c.format in ("diffusers", "lycoris")) or (dit and c.format != "kohya"):
         from .clients import client_warning  # only files some client half-ignores pay for it
 
-        line = client_warning(list(header.tensors))
+        line = client_warning(list(header.tensors), c.base_model)
         if line:
             c.warnings.append(line)
     return {

@@ -16,16 +16,17 @@ import json
 import mmap
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from catalog.header import read_header, read_scalars
+from catalog.dit_keys import DitKey, names_of, parse_dit_key
 from catalog.keynames import TE1, TE2, UNET, parse_key
 
 from .mix.errors import MergeInputError, MissingExtra
 
-_METADATA_PREFIX = {UNET: "unet", TE1: "text_encoder", TE2: "text_encoder_2"}
+_METADATA_PREFIX = {UNET: "unet", TE1: "text_encoder", TE2: "text_encoder_2", "transformer": "transformer"}
 FLOAT_TAGS = ("F16", "BF16", "F32", "F64")
 
 
@@ -84,7 +85,9 @@ class LoraFile:
     path: Path
     modules: dict[tuple[str, str], Factors]
     dtype: str  # the safetensors dtype most of its weights use
-    styles: set[str]
+    styles: set[str]  # SD: kohya/kohya-ldm/diffusers; transformer families: "<prefix kind>:<names>"
+    family: str | None = None
+    names: dict[tuple[str, str], Any] = field(default_factory=dict)  # transformer modules: a DitKey as written
 
 
 def weights_path(path: str | Path) -> Path:
@@ -94,21 +97,28 @@ def weights_path(path: str | Path) -> Path:
 
 
 def load_lora(path: str | Path) -> LoraFile:
-    """Every module's factors, keyed ``(part, diffusers path)``; refuses what cannot merge."""
+    """Every module's factors, keyed ``(part, diffusers path)`` for SD and ``("transformer",
+    flattened module)`` for the transformer families; refuses what cannot merge."""
     np = numpy()
     file = weights_path(path)
     header = read_header(file)
+    family = _family_of(header, path)
     groups: dict[tuple[str, str], dict[str, str]] = {}
     styles: set[str] = set()
+    raw: dict[tuple[str, str], DitKey] = {}
     for key in header.tensors:
-        name = parse_key(key)
-        if name is None:
-            raise MergeInputError(f"key {key!r} is not an SD UNet or text-encoder LoRA key", path=file)
-        if name.role not in ("down", "up", "alpha"):
-            raise MergeInputError(f"key {key!r} has role {name.role!r}; only low-rank "
+        module, role, style = _understood(key, family, file)
+        if role.startswith(("hada_", "lokr_")):
+            raise MergeInputError(f"key {key!r} is {'LoHa' if role.startswith('hada') else 'LoKr'}: it has no "
+                                  "low-rank down/up pair to stack; pass --rank N to bake it to a dense delta "
+                                  "and compress it by SVD", path=file)
+        if role not in ("down", "up", "alpha"):
+            raise MergeInputError(f"key {key!r} has role {role!r}; only low-rank "
                                   "down/up pairs can be merged", path=file)
-        groups.setdefault(name.module, {})[name.role] = key
-        styles.add(name.style)
+        groups.setdefault(module, {})[role] = key
+        styles.add(style)
+        if module[0] == "transformer":
+            raw.setdefault(module, parse_dit_key(key))
     if not groups:
         raise MergeInputError("no LoRA modules in this file", path=file)
     stored = read_scalars(header, [r["alpha"] for r in groups.values() if "alpha" in r])
@@ -137,7 +147,77 @@ def load_lora(path: str | Path) -> LoraFile:
         alpha = float(alpha) if alpha is not None else fallback(module, int(down.shape[0]))
         modules[module] = Factors(down, up, alpha, d_tag)
         dtypes[d_tag] += 1
-    return LoraFile(file, modules, dtypes.most_common(1)[0][0], styles)
+    if raw:
+        _xlabs_to_original(modules, raw, family)
+    return LoraFile(file, modules, dtypes.most_common(1)[0][0], styles, family, raw)
+
+
+_SD = frozenset({"sd1", "sd2", "sdxl"})
+
+
+def _family_of(header, path) -> str | None:
+    """The detected base model, which decides whether keys are read with the SD or the DiT rules."""
+    from catalog.classify import classify
+
+    config = Path(path) / "adapter_config.json" if Path(path).is_dir() else None
+    adapter = json.loads(config.read_text("utf-8")) if config is not None and config.is_file() else None
+    family = classify(header, adapter).base_model
+    return None if family == "unknown" else family
+
+
+def _understood(key: str, family: str | None, file: Path) -> tuple[tuple[str, str], str, str]:
+    """((part, module), role, style) of one key, under the rules of the file's family."""
+    sd_name = parse_key(key) if family in _SD or family is None or key.startswith(("lora_te", "text_encoder")) \
+        else None
+    if sd_name is not None:
+        return sd_name.module, sd_name.role, sd_name.style
+    if family in _SD or family == "llm":
+        raise MergeInputError(f"key {key!r} is not an SD UNet or text-encoder LoRA key", path=file)
+    d = parse_dit_key(key)
+    if d is None:
+        raise MergeInputError(f"key {key!r} is not a LoRA key lutnav can read (no lora_down/lora_up, "
+                              "lora_A/lora_B or .alpha ending)", path=file)
+    if family is None:
+        raise MergeInputError(f"the base model of this file is unknown, so key {key!r} cannot be placed; "
+                              "lutnav merges LoRAs of a family it names (see `lutnav show`)", path=file)
+    return ("transformer", d.flat), d.role, f"{d.prefix}:{names_of(d.flat, family)}"
+
+
+#: XLabs' Flux processors and the original layers they adapt (single blocks: a slice of linear1/linear2)
+_XLABS = {"qkv_lora1": "img_attn_qkv", "qkv_lora2": "txt_attn_qkv", "proj_lora1": "img_attn_proj",
+          "proj_lora2": "txt_attn_proj", "qkv": "linear1", "proj": "linear2"}
+
+
+def _xlabs_to_original(modules: dict, raw: dict, family: str | None) -> None:
+    """Rename XLabs modules to the original Flux layers, padding single-block factors with zeros (exact).
+
+    linear1 writes q, k, v (3·h) then the MLP input (4·h): the qkv pair's ``up`` gets zero rows
+    for the MLP part; linear2 reads the attention output (h) then the MLP (4·h): the proj pair's
+    ``down`` gets zero columns for the MLP part. So the merged file speaks the names every client loads.
+    """
+    np = numpy()
+    for module in [m for m in modules if m[0] == "transformer" and names_of(m[1], family or "") == "xlabs"]:
+        f = modules.pop(module)
+        group, index, layer = _split(module[1])
+        layer = layer.removesuffix("_lora") if group == "single_blocks" else layer
+        new = (module[0], f"{group}_{index}_{_XLABS[layer]}")
+        if group == "single_blocks" and layer == "qkv":
+            up = np.zeros((f.up.shape[0] // 3 * 7, f.up.shape[1]), f.up.dtype)
+            up[: f.up.shape[0]] = f.up
+            f = Factors(f.down, up, f.alpha, f.dtype)
+        elif group == "single_blocks" and layer == "proj":
+            down = np.zeros((f.down.shape[0], f.down.shape[1] * 5), f.down.dtype)
+            down[:, : f.down.shape[1]] = f.down
+            f = Factors(down, f.up, f.alpha, f.dtype)
+        modules[new] = f
+        d = raw.pop(module)
+        raw[new] = DitKey("kohya", new[1], d.role)
+
+
+def _split(flat: str) -> tuple[str, str, str]:
+    group, _, rest = flat.partition("_blocks_")
+    index, _, layer = rest.partition("_")
+    return group + "_blocks", index, layer
 
 
 def _check_pair(file: Path, module: tuple[str, str], down, up, d_tag: str, u_tag: str) -> None:

@@ -1,0 +1,149 @@
+"""mix --out, convert and check on the transformer families: the merged ΔW is the weighted sum, in numpy.
+
+Files are written with real module names and widths of each family; ΔW is
+computed from the raw tensors with safetensors' own numpy reader, independent
+of lutnav's loader.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from catalog.library import Library
+from catalog.writer import write_safetensors
+from lutnav.cli import cli
+
+np = pytest.importorskip("numpy")
+pytestmark = pytest.mark.slow
+
+H = 3072
+#: (module names as written, in, out) per family and spelling; each set names its family unambiguously
+FLUX_KOHYA = [("lora_unet_double_blocks_0_img_attn_qkv", H, 3 * H), ("lora_unet_double_blocks_0_img_mod_lin", H, 6 * H),
+              ("lora_unet_single_blocks_3_linear2", 5 * H, H)]
+FLUX_COMFY = [("diffusion_model.double_blocks.0.img_attn.qkv", H, 3 * H),
+              ("diffusion_model.double_blocks.1.img_mod.lin", H, 6 * H)]
+QWEN = [("transformer.transformer_blocks.0.img_mod.1", H, 6 * H), ("transformer.transformer_blocks.0.attn.to_q", H, H),
+        ("transformer.transformer_blocks.59.txt_mlp.net.2", 4 * H, H)]
+WAN = [("lora_unet_blocks_0_self_attn_q", 5120, 5120), ("lora_unet_blocks_0_ffn_0", 5120, 13824),
+       ("lora_unet_blocks_39_cross_attn_k", 5120, 5120)]
+
+
+def write(path: Path, modules, *, rank: int, alpha: float | None, seed: int, dtype=np.float16) -> Path:
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    kohya = modules[0][0].startswith("lora_")
+    down_s, up_s = (".lora_down.weight", ".lora_up.weight") if kohya else (".lora_A.weight", ".lora_B.weight")
+    tag = {np.float16: "F16", np.float32: "F32"}[dtype]
+    for name, a, b in modules:
+        down = (rng.standard_normal((rank, a)) * 0.05).astype(dtype)
+        up = (rng.standard_normal((b, rank)) * 0.05).astype(dtype)
+        tensors[name + down_s] = (tag, list(down.shape), down.tobytes())
+        tensors[name + up_s] = (tag, list(up.shape), up.tobytes())
+        if alpha is not None:
+            tensors[name + ".alpha"] = (tag, [], np.array(alpha, dtype).tobytes())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_safetensors(path, tensors, {})
+    return path
+
+
+def deltas(path: Path) -> dict[str, np.ndarray]:
+    """ΔW per module stem, float64: (alpha / rank) · up @ down, alpha = rank when absent."""
+    from safetensors.numpy import load_file
+
+    t = load_file(str(path))
+    out = {}
+    for key in t:
+        for down_s, up_s in ((".lora_down.weight", ".lora_up.weight"), (".lora_A.weight", ".lora_B.weight")):
+            if key.endswith(down_s):
+                stem = key[: -len(down_s)]
+                down, up = t[key].astype(np.float64), t[stem + up_s].astype(np.float64)
+                alpha = float(t[stem + ".alpha"]) if stem + ".alpha" in t else down.shape[0]
+                out[stem] = (alpha / down.shape[0]) * up @ down
+    return out
+
+
+def canon(stem: str) -> str:
+    for prefix in ("lora_unet_", "diffusion_model.", "transformer."):
+        stem = stem.removeprefix(prefix)
+    return stem.replace(".", "_")
+
+
+def run(lib: Library, *args):
+    return CliRunner().invoke(cli, ["--library", str(lib.root), *args])
+
+
+def library(tmp_path: Path, files: dict[str, tuple]) -> Library:
+    root = tmp_path / "loras"
+    for rel, (mods, rank, alpha, seed) in files.items():
+        write(root / rel, mods, rank=rank, alpha=alpha, seed=seed)
+    lib = Library(root)
+    lib.db  # noqa: B018
+    lib.scan_all()
+    return lib
+
+
+@pytest.mark.parametrize(("family", "a", "b", "spelling"), [
+    ("flux", (FLUX_KOHYA, 4, 2.0), (FLUX_KOHYA[:2], 8, 8.0), "lora_unet_"),
+    ("qwen-image", (QWEN, 4, None), (QWEN[1:], 2, None), "transformer."),
+    ("wan", (WAN, 4, 1.0), (WAN, 4, 4.0), "lora_unet_"),
+])
+def test_exact_merge_is_the_weighted_sum_and_keeps_the_spelling(tmp_path, family, a, b, spelling):
+    lib = library(tmp_path, {"style/x/a.safetensors": (*a, 1), "style/x/b.safetensors": (*b, 2)})
+    assert lib.get("style/x/a.safetensors")["base_model"] == family
+    out = lib.root / "style/x/ab.safetensors"
+    res = run(lib, "mix", "a:0.6", "b:0.4", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    merged = deltas(out)
+    want: dict[str, np.ndarray] = {}
+    for rel, w in (("style/x/a.safetensors", 0.6), ("style/x/b.safetensors", 0.4)):
+        for stem, d in deltas(lib.abspath(rel)).items():
+            want[stem] = want.get(stem, 0) + w * d
+    assert set(merged) == set(want) and all(k.startswith(spelling) for k in merged)
+    for stem, d in want.items():
+        scale = float(np.abs(d).max())
+        assert np.abs(merged[stem] - d).max() <= 2e-3 * scale, stem  # fp16 rounding of the factors
+    assert lib.get("style/x/ab.safetensors")["base_model"] == family
+
+
+def test_svd_merge_to_a_rank_reports_the_error(tmp_path):
+    lib = library(tmp_path, {"style/x/a.safetensors": (FLUX_KOHYA, 4, 4.0, 1),
+                             "style/x/b.safetensors": (FLUX_KOHYA, 4, 4.0, 2)})
+    out = lib.root / "style/x/ab8.safetensors"
+    res = run(lib, "mix", "a:0.5", "b:0.5", "--out", str(out), "--rank", "8")
+    assert res.exit_code == 0, res.output
+    assert "relative Frobenius error" in res.output
+    merged, a, b = deltas(out), deltas(lib.abspath("style/x/a.safetensors")), deltas(lib.abspath("style/x/b.safetensors"))
+    for stem in a:
+        want = 0.5 * a[stem] + 0.5 * b[stem]
+        assert np.abs(merged[stem] - want).max() <= 2e-3 * np.abs(want).max()  # rank 8 = 4 + 4: exact
+
+
+def test_two_prefixes_of_one_naming_merge_into_a_spelling_comfyui_loads(tmp_path):
+    lib = library(tmp_path, {"style/x/k.safetensors": (FLUX_KOHYA, 4, 4.0, 1),
+                             "style/x/c.safetensors": (FLUX_COMFY, 4, None, 2)})
+    out = lib.root / "style/x/kc.safetensors"
+    res = run(lib, "mix", "k:0.5", "c:0.5", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    merged = {canon(k): v for k, v in deltas(out).items()}
+    k, c = deltas(lib.abspath("style/x/k.safetensors")), deltas(lib.abspath("style/x/c.safetensors"))
+    want = {canon(s): 0.5 * d for s, d in k.items()}
+    for s, d in c.items():
+        want[canon(s)] = want.get(canon(s), 0) + 0.5 * d
+    assert set(merged) == set(want)
+    for stem, d in want.items():
+        assert np.abs(merged[stem] - d).max() <= 2e-3 * np.abs(d).max()
+    check = json.loads(run(lib, "check", str(out), "--client", "comfyui", "--json").output)[0]
+    assert check["dropped"] == [] and check["mapped"] == check["total"]
+
+
+def test_merge_across_families_is_refused(tmp_path):
+    lib = library(tmp_path, {"style/x/f.safetensors": (FLUX_KOHYA, 4, 4.0, 1),
+                             "style/x/q.safetensors": (QWEN, 4, None, 2)})
+    res = run(lib, "mix", "f:0.5", "q:0.5", "--out", str(lib.root / "style/x/fq.safetensors"))
+    assert res.exit_code == 1
+    assert "base models differ" in res.output and "flux" in res.output and "qwen-image" in res.output
+    assert not (lib.root / "style/x/fq.safetensors").exists()
