@@ -244,7 +244,9 @@ def _bake(lib, items, base: Path, out: Path, overwrite: bool) -> Path:
 
 @click.command("convert")
 @click.argument("source")
-@click.option("--to", "to", type=click.Choice(["kohya", "diffusers"]), required=True)
+@click.option("--to", "to", type=click.Choice(["kohya", "diffusers", "comfyui", "peft"]), required=True,
+              help="kohya or diffusers for SD; for transformer families any spelling its clients load "
+                   "(`lutnav check` says which).")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Output file (default: <stem>.<to>.safetensors beside the source).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
@@ -254,6 +256,9 @@ def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) ->
 
     SOURCE is a file path or an entry name. Tensor data is copied as is; the real
     alpha is kept (kohya) or folded into lora_B where alpha != rank (diffusers).
+    Transformer families (Flux, Qwen-Image, Wan, …) also convert --to comfyui or
+    peft; a target no client loads for that family is refused with the ones that work.
+    XLabs Flux files become the original layers they adapt (exact).
     """
     from .mix.convert import convert_file
 

@@ -147,3 +147,58 @@ def test_merge_across_families_is_refused(tmp_path):
     assert res.exit_code == 1
     assert "base models differ" in res.output and "flux" in res.output and "qwen-image" in res.output
     assert not (lib.root / "style/x/fq.safetensors").exists()
+
+
+XLABS = [("double_blocks.0.processor.qkv_lora1", H, 3 * H), ("double_blocks.0.processor.proj_lora2", H, H),
+         ("single_blocks.37.processor.qkv_lora", H, 3 * H), ("single_blocks.37.processor.proj_lora", H, H)]
+PEFT_FLUX = [("base_model.model.single_transformer_blocks.0.attn.to_q", H, H),  # blocks 0-18 / 0-37: Flux's counts
+             ("base_model.model.single_transformer_blocks.37.proj_mlp", H, 4 * H),
+             ("base_model.model.transformer_blocks.18.norm1.linear", H, 6 * H)]
+
+
+def test_xlabs_flux_is_lost_in_comfyui_and_converts_to_names_it_loads(tmp_path):
+    src = tmp_path / "loras/style/x/xl.safetensors"
+    write(src, XLABS, rank=4, alpha=None, seed=3)
+    from safetensors.numpy import load_file, save_file
+
+    t = load_file(str(src))
+    save_file({k.replace(".lora_A.weight", ".down.weight").replace(".lora_B.weight", ".up.weight"): v
+               for k, v in t.items()}, str(src))
+    lib = Library(tmp_path / "loras")
+    lib.scan_all()
+    assert lib.get("style/x/xl.safetensors")["base_model"] == "flux"
+    before = json.loads(run(lib, "check", str(src), "--client", "comfyui", "--json").output)[0]
+    assert (before["mapped"], len(before["dropped"])) == (0, 8)
+    text = run(lib, "check", str(src), "--client", "comfyui").output
+    assert "will load 0 of 8" in text and "convert --to kohya" in text
+    out = tmp_path / "converted.safetensors"
+    res = run(lib, "convert", str(src), "--to", "kohya", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    after = json.loads(run(lib, "check", str(out), "--client", "comfyui", "--json").output)[0]
+    assert after["dropped"] == [] and after["mapped"] == after["total"] == 12
+    got, x = deltas(out), load_file(str(src))
+    qkv = x["double_blocks.0.processor.qkv_lora1.up.weight"].astype(np.float64) @ \
+        x["double_blocks.0.processor.qkv_lora1.down.weight"].astype(np.float64)
+    assert np.allclose(got["lora_unet_double_blocks_0_img_attn_qkv"], qkv)
+    single = got["lora_unet_single_blocks_37_linear1"]  # q, k, v rows, then zeros for the MLP input
+    s_qkv = x["single_blocks.37.processor.qkv_lora.up.weight"].astype(np.float64) @ \
+        x["single_blocks.37.processor.qkv_lora.down.weight"].astype(np.float64)
+    assert single.shape == (7 * H, H) and np.allclose(single[: 3 * H], s_qkv) and not single[3 * H:].any()
+    proj = got["lora_unet_single_blocks_37_linear2"]
+    assert proj.shape == (H, 5 * H) and not proj[:, H:].any()
+
+
+def test_peft_prefixed_flux_converts_to_diffusers_names_and_refuses_what_nothing_loads(tmp_path):
+    src = write(tmp_path / "loras/style/x/p.safetensors", PEFT_FLUX, rank=4, alpha=None, seed=4)
+    lib = Library(tmp_path / "loras")
+    lib.scan_all()
+    entry = lib.get("style/x/p.safetensors")
+    assert entry["base_model"] == "flux" and any("ComfyUI will ignore 6 of 6" in w for w in entry["warnings"])
+    refused = run(lib, "convert", str(src), "--to", "comfyui", "--out", str(tmp_path / "c.safetensors"))
+    assert refused.exit_code == 1 and "--to diffusers" in refused.output
+    assert not (tmp_path / "c.safetensors").exists()
+    out = tmp_path / "d.safetensors"
+    assert run(lib, "convert", str(src), "--to", "diffusers", "--out", str(out)).exit_code == 0
+    after = json.loads(run(lib, "check", str(out), "--client", "comfyui", "--json").output)[0]
+    assert after["dropped"] == [] and after["mapped"] == 6
+    assert {canon(k.removeprefix("base_model.model.")) for k in deltas(src)} == {canon(k) for k in deltas(out)}
