@@ -108,11 +108,10 @@ def load_lora(path: str | Path) -> LoraFile:
     raw: dict[tuple[str, str], DitKey] = {}
     for key in header.tensors:
         module, role, style = _understood(key, family, file)
-        if role.startswith(("hada_", "lokr_")):
-            raise MergeInputError(f"key {key!r} is {'LoHa' if role.startswith('hada') else 'LoKr'}: it has no "
-                                  "low-rank down/up pair to stack; pass --rank N to bake it to a dense delta "
-                                  "and compress it by SVD", path=file)
-        if role not in ("down", "up", "alpha"):
+        if role in ("hada_t1", "hada_t2", "lokr_t2"):
+            raise MergeInputError(f"key {key!r} is a Tucker core of a LyCORIS conv layer; lutnav merges "
+                                  "LoHa/LoKr on linear and 1x1 layers only", path=file)
+        if role not in ("down", "up", "alpha") and not role.startswith(("hada_", "lokr_")):
             raise MergeInputError(f"key {key!r} has role {role!r}; only low-rank "
                                   "down/up pairs can be merged", path=file)
         groups.setdefault(module, {})[role] = key
@@ -138,6 +137,11 @@ def load_lora(path: str | Path) -> LoraFile:
     modules: dict[tuple[str, str], Factors] = {}
     dtypes: Counter = Counter()
     for module, roles in groups.items():
+        if any(r.startswith(("hada_", "lokr_")) for r in roles):
+            alpha = stored.get(roles.get("alpha", ""))
+            modules[module] = _lycoris_factors(file, module, roles, array, None if alpha is None else float(alpha))
+            dtypes[modules[module].dtype] += 1
+            continue
         if "down" not in roles or "up" not in roles:
             missing = "down" if "down" not in roles else "up"
             raise MergeInputError(f"module {module[1]!r} has no {missing} weight", path=file)
@@ -153,6 +157,52 @@ def load_lora(path: str | Path) -> LoraFile:
 
 
 _SD = frozenset({"sd1", "sd2", "sdxl"})
+_LOHA = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")
+
+
+def _lycoris_factors(file: Path, module, roles: dict[str, str], array, alpha: float | None) -> Factors:
+    """A LoHa or LoKr module as one exact low-rank pair (float32), so it stacks and compresses like a LoRA.
+
+    LoHa: ΔW = (w1a·w1b) ⊙ (w2a·w2b) · α/r = Σᵢⱼ (w1a[:,i]⊙w2a[:,j]) (w1b[i]⊙w2b[j]) · α/r, a pair of
+    rank r². LoKr: ΔW = (U₁V₁) ⊗ (U₂V₂) · α/dim = (U₁⊗U₂)(V₁⊗V₂) · α/dim, where a whole factor
+    is split as I·W or W·I (whichever is narrower). Both are the dense delta, factored without error.
+    """
+    np = numpy()
+
+    def get(role: str):
+        arr, tag = array(roles[role])
+        if arr.ndim != 2:
+            raise MergeInputError(f"module {module[1]!r}: {role} is {arr.ndim}-D; lutnav merges LoHa/LoKr on "
+                                  "linear and 1x1 layers only", path=file)
+        return as_float(arr, tag, np.float32)
+
+    if "hada_w1_a" in roles:
+        if not all(r in roles for r in _LOHA):
+            raise MergeInputError(f"module {module[1]!r} lacks one of {', '.join(_LOHA)}", path=file)
+        w1a, w1b, w2a, w2b = (get(r) for r in _LOHA)
+        r = w1b.shape[0]
+        up = (w1a[:, :, None] * w2a[:, None, :]).reshape(w1a.shape[0], -1)
+        down = (w1b[:, None, :] * w2b[None, :, :]).reshape(-1, w1b.shape[1])
+        scale = (alpha if alpha is not None else r) / r
+    else:
+        (u1, v1, d1), (u2, v2, d2) = _kron_factor(roles, get, "w1"), _kron_factor(roles, get, "w2")
+        up, down = np.kron(u1, u2), np.kron(v1, v2)
+        dim = d2 or d1
+        scale = alpha / dim if alpha is not None and dim else 1.0
+    return Factors(np.ascontiguousarray(down, np.float32), np.ascontiguousarray(up, np.float32),
+                   scale * down.shape[0], "F32")
+
+
+def _kron_factor(roles: dict[str, str], get, w: str):
+    """(U, V, low rank or None) with U·V the Kronecker factor ``w``."""
+    np = numpy()
+    if f"lokr_{w}" in roles:
+        whole = get(f"lokr_{w}")
+        rows, cols = whole.shape
+        return (np.eye(rows, dtype=np.float32), whole, None) if rows <= cols else \
+            (whole, np.eye(cols, dtype=np.float32), None)
+    a, b = get(f"lokr_{w}_a"), get(f"lokr_{w}_b")
+    return a, b, b.shape[0]
 
 
 def _family_of(header, path) -> str | None:
