@@ -13,12 +13,13 @@ import orjson
 
 from .errors import AmbiguousName, EntryNotFound
 from .library import Library
+from .registry import base_filter, base_words
 from .rows import decode
 
 #: the ``ls --json`` contract, in order
 PUBLIC_FIELDS = (
     "path", "category", "theme", "name", "kind", "format", "network", "base_model",
-    "base_model_name", "rank", "alpha", "dtype", "tensor_count", "parts", "size",
+    "base_model_name", "base_variant", "arch", "model_kind", "rank", "alpha", "dtype", "tensor_count", "parts", "size",
     "trigger_words", "strength", "strength_range", "notes", "source", "previews",
     "warnings", "error",
 )
@@ -50,7 +51,13 @@ def count_entries(lib: Library, **filters: str | None) -> int:
 
 def search(lib: Library, query: str, *, limit: int = 200, category: str | None = None,
            base: str | None = None, fmt: str | None = None) -> list[dict]:
-    """Full-text search; every word must match (as a prefix), best matches first."""
+    """Full-text search; every word must match (as a prefix), best matches first.
+
+    A word that names a family or SDXL variant (``flux``, ``qwen-image``, ``pony``) filters the
+    base model instead, unless ``base`` is already given.
+    """
+    if base is None:
+        query, base = base_words(query)
     match = fts_query(query)
     if not match:
         return list_entries(lib, category=category, base=base, fmt=fmt, limit=limit)
@@ -148,7 +155,7 @@ def _filters(*, category: str | None = None, theme: str | None = None, base: str
              fmt: str | None = None, table: str = "") -> tuple[str, list]:
     prefix = f"{table}." if table else ""
     clauses, args = [], []
-    for col, value in (("category", category), ("theme", theme), ("base_model", base),
+    for col, value in (("category", category), ("theme", theme), base_filter(base or ""),
                        ("format", fmt)):
         if value:
             clauses.append(f"{prefix}{col} = ?")

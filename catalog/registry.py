@@ -198,3 +198,23 @@ def sdxl_variant(base_model: str | None, *claims: object) -> str | None:
     if base_model != "sdxl":
         return None
     return next((v for text in claims if (v := variant_of(text if isinstance(text, str) else None))), None)
+
+
+#: every name ``ls --base`` and the TUI's base filter accept: families, SDXL variants, unknown
+VARIANTS = tuple(dict.fromkeys(v for _, v in SDXL_VARIANTS))
+BASE_NAMES = (*FAMILIES, *VARIANTS, "unknown")
+
+
+def base_filter(value: str) -> tuple[str, str]:
+    """(column, value) for a base filter: a variant filters ``base_variant``, anything else ``base_model``."""
+    return ("base_variant", value) if value in VARIANTS else ("base_model", value)
+
+
+def base_words(query: str) -> tuple[str, str | None]:
+    """A search's text without a word that names a family or variant, and that name (``flux ink`` → ink, flux)."""
+    words = query.split()
+    named = [w for w in words if w.lower() in BASE_NAMES and w.lower() != "unknown"]
+    if len(named) != 1:
+        return query, None
+    rest = " ".join(w for w in words if w is not named[0])
+    return rest, named[0].lower()
