@@ -160,3 +160,11 @@ def test_chroma_original_names_with_the_distilled_guidance_layer():
              for i in range(5)]
     c = classify(header(lora_tensors(mods, 4, None)))
     assert c.base_model == "chroma", c.warnings
+
+
+def test_readme_documents_every_family_name():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    for name, fam in FAMILIES.items():
+        assert f"| `{name}` | {fam.versions} |" in readme, name
