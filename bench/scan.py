@@ -1,6 +1,7 @@
 """Scan benchmark: how long a user waits for lutnav on a big library, against doing it naively.
 
     python bench/scan.py [--files 10000] [--work bench/_work] [--search-rows 100000]
+    python bench/scan.py --mixed [--files 10000]   # SD-only vs 10 transformer families x 3 spellings
 
 Generates (once; reused while its marker matches) a library of LoRA files with the
 headers real trainers write — full SD1.5 kohya (192 UNet + 72 text-encoder
@@ -59,7 +60,13 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000, help="LoRA files in the library (default 10000)")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "_work", help="work folder (git-ignored)")
     parser.add_argument("--search-rows", type=int, default=100_000, help="rows in the search index")
+    parser.add_argument("--mixed", action="store_true",
+                        help="instead: cold scan of a library of 10 transformer families x 3 key spellings "
+                             "next to the SD-only one, and the detection cost per family")
     args = parser.parse_args()
+    if args.mixed:
+        mixed_families(args)
+        return
 
     lib_root = args.work / f"lib-{args.files}"
     print(f"library: {lib_root}  ({args.files} files; {os.cpu_count()} CPUs; Python {sys.version.split()[0]})")
@@ -94,6 +101,33 @@ def main() -> None:
     report("naive: safetensors.safe_open", safe, f"{count} files, one process", "")
     print(f"\nspeed-up of the cold scan: {naive / cold:.1f}x over json.loads, {safe / cold:.1f}x over safe_open "
           "(target >= 3x); the naive loops write no index.")
+
+
+def mixed_families(args) -> None:
+    """Cold scan of the SD-only library and of a mixed-family one of the same size, side by side."""
+    from bench.family_library import detection_cost, ensure_mixed_library
+
+    sd_root, mixed_root = args.work / f"lib-{args.files}", args.work / f"mixed-{args.files}"
+    print(f"libraries: {sd_root} and {mixed_root} ({args.files} files each; {os.cpu_count()} CPUs)")
+    ensure_library(sd_root, args.files)
+    ensure_mixed_library(mixed_root, args.files)
+    for label, root in (("cold scan, SD1/SDXL only", sd_root), ("cold scan, 10 families x 3 spellings", mixed_root)):
+        warm_page_cache(root)
+        shutil.rmtree(root / ".lutnav", ignore_errors=True)
+        seconds, summary = timed(lambda: Library(root).scan_all())
+        known = Counter(r[0] for r in sqlite3.connect(root / ".lutnav" / "catalog.db").execute(
+            "select base_model from entries"))
+        report(label, seconds, f"{summary.total} entries; {len(known)} base models, "
+               f"{known.get('unknown', 0)} unknown", "")
+    costs = detection_cost(mixed_root)
+    from catalog.dit_layouts import LAYOUTS
+
+    print(f"  classify() per header, median µs: the whole registry ({len(LAYOUTS)} layouts of "
+          f"{len({lay.family for lay in LAYOUTS})} families) vs that family's layouts alone:")
+    print("    " + ", ".join(f"{f} {every:.0f}/{alone:.0f}" for f, (every, alone) in costs.items()))
+    ratio = statistics.median(every / alone for every, alone in costs.values())
+    print(f"  median ratio {ratio:.2f}: layouts are looked up by layer, so a file pays for its own "
+          "size, not for the number of families")
 
 
 # --- the library -------------------------------------------------------------------

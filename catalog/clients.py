@@ -76,30 +76,54 @@ def _dropped_by(client: str, key: str) -> str | None:
 _SD = frozenset({"sd1", "sd2", "sdxl"})
 
 
-def _dit_rules(keys: list[str], client: str, family: str):
-    """``why(key)`` for a transformer family: the registry's verdict on each key's spelling."""
+def _dit_spellings(keys: list[str], family: str) -> dict[str, str | None]:
+    """key -> "<prefix>:<names>" (None: not a LoRA key; "te": a text-encoder key), one pass per file."""
     fam = FAMILIES[family]
-    parsed = {k: parse_dit_key(k) for k in keys}
+    parsed = {}
     counts: dict[str, int] = {}
-    for d in parsed.values():
-        if d is not None and (names := names_of(d.flat, family)) != "unknown":
+    for k in keys:
+        d = parse_dit_key(k)
+        if d is None:
+            parsed[k] = None
+            continue
+        names = names_of(d.flat, family)
+        parsed[k] = (d, names)
+        if names != "unknown":
             counts[names] = counts.get(names, 0) + 1
     usual = max(counts, key=counts.__getitem__) if counts else fam.native
+    out: dict[str, str | None] = {}
+    for k, found in parsed.items():
+        if found is None:
+            out[k] = None
+        elif k.startswith("lora_te"):
+            out[k] = "te"
+        else:
+            d, names = found
+            out[k] = f"{d.prefix}:{usual if names == 'unknown' else names}" + \
+                ("|lycoris" if d.role.startswith(("hada_", "lokr_")) else "")
+    return out
+
+
+def _dit_rules(spellings: dict[str, str | None], client: str, family: str):
+    """``why(key)`` for a transformer family: the registry's verdict on each key's spelling."""
+    fam = FAMILIES[family]
+    verdicts: dict[str, str | None] = {}
 
     def why(key: str) -> str | None:
-        d = parsed[key]
-        if d is None:
+        spelling = spellings[key]
+        if spelling is None:
             return "?"
-        if key.startswith("lora_te"):  # CLIP-L / T5 beside the transformer: the SD text-encoder rules
+        if spelling == "te":  # CLIP-L / T5 beside the transformer: the SD text-encoder rules
             return _dropped_by(client, key) if parse_key(key) is not None else "?"
-        if client == "diffusers" and d.role.startswith(("hada_", "lokr_")):
-            return "LoHa/LoKr layers"
-        names = names_of(d.flat, family)
-        spelling = f"{d.prefix}:{usual if names == 'unknown' else names}"
-        loads = fam.loaded_by(client, spelling)
-        if loads is None:
-            return "?"
-        return None if loads else f"{fam.label} keys spelled {spelling.replace(':', ' prefix, ')} names"
+        if spelling not in verdicts:
+            plain, _, lycoris = spelling.partition("|")
+            if client == "diffusers" and lycoris:
+                verdicts[spelling] = "LoHa/LoKr layers"
+            else:
+                loads = fam.loaded_by(client, plain)
+                verdicts[spelling] = "?" if loads is None else None if loads else \
+                    f"{fam.label} keys spelled {plain.replace(':', ' prefix, ')} names"
+        return verdicts[spelling]
     return why
 
 
@@ -112,7 +136,8 @@ def _dit_fix(family: str, client: str) -> str | None:
     return None
 
 
-def check_client(keys: Iterable[str], client: str, family: str | None = None) -> ClientReport:
+def check_client(keys: Iterable[str], client: str, family: str | None = None,
+                 spellings: dict[str, str | None] | None = None) -> ClientReport:
     """Sort every tensor key of a file into mapped / dropped / unknown for ``client``.
 
     ``family`` (the detected base model) selects the rules: the SD rules by default,
@@ -124,7 +149,9 @@ def check_client(keys: Iterable[str], client: str, family: str | None = None) ->
     report = ClientReport(client, len(keys), 0)
     reasons: dict[str, int] = {}
     dit = family in FAMILIES and family not in _SD and FAMILIES[family].media != "llm"
-    rule = _dit_rules(keys, client, family) if dit else (lambda key: _dropped_by(client, key))
+    if dit and spellings is None:
+        spellings = _dit_spellings(keys, family)
+    rule = _dit_rules(spellings, client, family) if dit else (lambda key: _dropped_by(client, key))
     for key in keys:
         why = rule(key)
         if why is None:
@@ -146,7 +173,9 @@ def check_client(keys: Iterable[str], client: str, family: str | None = None) ->
 
 def check_all(keys: Iterable[str], family: str | None = None) -> list[ClientReport]:
     keys = list(keys)
-    return [check_client(keys, c, family) for c in CLIENTS]
+    dit = family in FAMILIES and family not in _SD and FAMILIES[family].media != "llm"
+    spellings = _dit_spellings(keys, family) if dit else None
+    return [check_client(keys, c, family, spellings) for c in CLIENTS]
 
 
 def client_warnings(keys: Iterable[str], family: str | None = None) -> list[str]:

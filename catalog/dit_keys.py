@@ -81,6 +81,7 @@ def parse_dit_key(key: str) -> DitKey | None:
     return None
 
 
+@lru_cache(maxsize=1 << 16)
 def names_of(flat: str, family: str) -> str:
     """``original``, ``diffusers`` or ``xlabs``: which names a module of ``family`` uses ("unknown" if none)."""
     parsed = parse_block(flat)
