@@ -46,7 +46,7 @@ WORDS = (
     "to_qkv_mlp_proj", "conv_inverted", "conv_point", "linear_1", "linear_2", "linear_3", "token_refiner",
     "individual_token_refiner", "audio_attn1", "audio_attn2", "audio_to_video_attn", "video_to_audio_attn",
     "audio_ff", "out_projection", "qkv_lora1", "qkv_lora2", "proj_lora1", "proj_lora2", "qkv_lora", "proj_lora",
-    "txtfusion",
+    "txtfusion", "mode_blocks", "txt_mode_blocks", "image_cond", "gate_layer",
 )
 _VOCAB: dict[str, list[tuple[str, ...]]] = {}
 for _word in sorted((tuple(w.split("_")) for w in WORDS), key=len, reverse=True):

@@ -127,7 +127,16 @@ LAYOUTS: tuple[Layout, ...] = (
                "transformer_blocks": (8, {**_JOINT_ATTN, "ff_linear_in": (1, 6), "ff_linear_out": (3, 1),
                                           "ff_context_linear_in": (1, 6), "ff_context_linear_out": (3, 1)}),
                "single_transformer_blocks": (48, {"attn_to_qkv_mlp_proj": (1, 9), "attn_to_out": (4, 1)})}),
+    Layout("flux3", "Flux3 mode/txt-mode/single blocks with ff.linear_in", "diffusers", _F3072, {
+        **{g: (5, {**_same(*(f"attn_{p}" for p in _QKVO)), "ff_linear_in": (1, 6), "ff_linear_out": (3, 1)})
+           for g in ("mode_blocks_image", "mode_blocks_image_cond", "txt_mode_blocks")},
+        "single_transformer_blocks": (28, {**_same(*(f"attn_{p}" for p in _QKVO)), "ff_linear_in": (1, 6),
+                                           "ff_linear_out": (3, 1)})}),
     # --- other image DiTs -----------------------------------------------------------------------------
+    Layout("qwen-image-2.1", "Qwen-Image 2.1 transformer_blocks with img_mlp.proj/gate_layer", "diffusers",
+           frozenset({4096}), {
+               "transformer_blocks": (32, {**_same(*(f"attn_{p}" for p in _QKVO)), "img_mlp_proj": (1, 3),
+                                           "img_mlp_gate_layer": (1, 3), "img_mlp_out": (3, 1)})}),
     Layout("qwen-image", "Qwen-Image transformer_blocks with img_mlp/txt_mlp", "diffusers", _F3072, {
         "transformer_blocks": (60, {**_JOINT_ATTN, **_ff("img_mlp", 4), **_ff("txt_mlp", 4),
                                     "img_mod_1": (1, 6), "txt_mod_1": (1, 6)})}),
@@ -191,7 +200,7 @@ LAYOUTS: tuple[Layout, ...] = (
                "transformer_blocks": (28, {**_SELF_CROSS, "ff_conv_inverted": (1, 5), "ff_conv_point": (2.5, 1)})}),
     Layout("pixart", "PixArt transformer_blocks with attn1/attn2/ff", "diffusers", frozenset({1152}), {
         "transformer_blocks": (28, {**_SELF_CROSS, **_ff("ff", 4)})}),
-    Layout("cogview4", "CogView4 transformer_blocks with attn1/ff and a 512-wide modulation", "diffusers",
+    Layout("cogview", "CogView transformer_blocks with attn1/ff and a 512-wide modulation", "diffusers",
            frozenset({2560}), {
                "transformer_blocks": (30, {**_same(*(f"attn1_{p}" for p in _QKVO)), **_ff("ff", 4),
                                            "norm1_linear": (Fixed(512), 12)})}),
