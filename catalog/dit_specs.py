@@ -20,7 +20,7 @@ from catalog.dit_layouts import LAYOUTS, Fixed, Layout
 
 #: prefixes writers put before the model's own module names (stripped repeatedly: PEFT over diffusers)
 STRIP = ("lora_unet_", "lora_transformer_", "lycoris_", "model.diffusion_model.", "diffusion_model.",
-         "base_model.model.", "transformer.", "unet.")
+         "base_model.model.", "transformer.", "unet.", "net.")  # net.: Cosmos/Anima checkpoints
 KNOWN_GROUPS = frozenset(g for layout in LAYOUTS for g in layout.groups)
 #: (block group, layer) -> the layouts that have it: a file is matched only against these
 _BY_LAYER: dict[tuple[str, str], frozenset[int]] = {}

@@ -43,7 +43,8 @@ def model_kind(names: Sequence[str]) -> str | None:
     if denoiser and (has_vae or has_te):
         return "checkpoint"
     if denoiser or heads & {"down_blocks", "input_blocks", "double_blocks", "single_blocks", "transformer_blocks",
-                            "joint_blocks", "blocks", "layers", "single_transformer_blocks", "double_stream_blocks"}:
+                            "joint_blocks", "blocks", "layers", "single_transformer_blocks", "double_stream_blocks",
+                            "net"}:
         if heads & {"encoder", "decoder"} and not heads & {"blocks", "layers"}:
             return "vae"
         if "layers" in heads and heads & {"embed_tokens", "norm"} and "noise_refiner" not in heads:

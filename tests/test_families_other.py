@@ -131,3 +131,49 @@ def test_sdxl_variants_from_metadata_when_the_shapes_agree(tmp_path, meta, varia
     assert (c.base_model, c.base_variant) == ("sdxl", variant)
     sd1 = classify_file(lora_file(tmp_path, lora_tensors(lora_modules("sd1"), 4, 4.0), alpha=4.0, metadata=meta))
     assert sd1.base_variant is None  # a claim never names a variant the shapes contradict
+
+
+def _original_checkpoint(prefix: str, modules, extra: dict | None = None):
+    """A full model in its original names: each adapted layer's weight (out, in), plus norms and biases."""
+    from catalog.dit_keys import dotted
+
+    tensors = {}
+    for name, a, b in modules:
+        tensors[f"{prefix}{name}.weight"] = ("BF16", (b, a))
+        tensors[f"{prefix}{name}.bias"] = ("BF16", (b,))
+    return header(tensors | (extra or {}))
+
+
+def _flat(family: str):
+    from catalog.dit_keys import dotted
+
+    return [(dotted(m.name.removeprefix("lora_unet_")), m.in_features, m.out_features)
+            for m in lora_modules(family, parts=("unet",))]
+
+
+@pytest.mark.parametrize(("label", "make", "kind", "base"), [
+    ("Flux all-in-one (ComfyUI)", lambda: _original_checkpoint("model.diffusion_model.", _flat("flux"), {
+        "vae.decoder.conv_in.weight": ("BF16", (512, 16, 3, 3)),
+        "text_encoders.clip_l.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight": ("BF16", (768, 768)),
+        "model.diffusion_model.double_blocks.0.img_attn.norm.query_norm.scale": ("BF16", (128,))}),
+     "checkpoint", "flux"),
+    ("Flux dev transformer (BFL release)", lambda: _original_checkpoint("", _flat("flux")), "transformer", "flux"),
+    ("SD3.5 medium original", lambda: _original_checkpoint("model.diffusion_model.", [
+        (f"joint_blocks.{i}.{side}.{leaf}", a * 1536, b * 1536) for i in range(24)
+        for side in ("x_block", "context_block")
+        for leaf, a, b in (("attn.qkv", 1, 3), ("attn.proj", 1, 1), ("mlp.fc1", 1, 4), ("mlp.fc2", 4, 1))], {
+        "first_stage_model.decoder.conv_in.weight": ("F16", (512, 16, 3, 3))}), "checkpoint", "sd3"),
+    ("Z-Image (ComfyUI names)", lambda: _original_checkpoint("", [
+        (f"layers.{i}.{leaf}", a, b) for i in range(30) for leaf, a, b in (
+            ("attention.qkv", 3840, 11520), ("attention.out", 3840, 3840), ("feed_forward.w1", 3840, 10240),
+            ("feed_forward.w2", 10240, 3840), ("feed_forward.w3", 3840, 10240), ("adaLN_modulation.0", 256, 15360))],
+        {"layers.0.attention.q_norm.weight": ("BF16", (128,))}), "transformer", "z-image"),
+    ("Anima (net. prefix)", lambda: _original_checkpoint("net.", [
+        (f"blocks.{i}.{leaf}", a, b) for i in range(28) for leaf, a, b in (
+            ("self_attn.q_proj", 2048, 2048), ("cross_attn.k_proj", 1024, 2048), ("mlp.layer1", 2048, 8192),
+            ("mlp.layer2", 8192, 2048), ("adaln_modulation_self_attn.1", 2048, 256),
+            ("adaln_modulation_self_attn.2", 256, 6144))]), "transformer", "anima"),
+])
+def test_full_dit_models_in_original_names(label, make, kind, base):
+    c = classify(make())
+    assert (c.format, c.model_kind, c.base_model) == ("checkpoint", kind, base), (label, c.evidence, c.warnings)
