@@ -54,6 +54,7 @@ def analyze(abs_path: str, kind: str) -> dict:
         "base_variant": c.base_variant,
         "arch": c.arch,
         "model_kind": c.model_kind,
+        "base_candidates": list(c.base_candidates),
         "evidence": c.evidence,
         "rank": c.rank,
         "alpha": c.alpha,

@@ -50,6 +50,7 @@ class Classification:
     arch: str | None = None  # llm adapters: llama, qwen2, gpt2, … when the layers (and config) say
     model_kind: str | None = None  # full models: checkpoint | unet | transformer | vae | text-encoder | …
     base_variant: str | None = None  # sdxl fine-tune line (pony, illustrious, noobai) a claim names
+    base_candidates: list[str] = field(default_factory=list)  # what the shapes allow when base_model is unknown
 
 
 def classify(header: Header, adapter_config: dict | None = None) -> Classification:
@@ -169,6 +170,9 @@ def _apply(c: Classification, verdict: Verdict) -> None:
     c.base_model, c.evidence = verdict.family, verdict.evidence
     c.warnings += verdict.warnings
     c.arch = verdict.arch
+    c.base_candidates = list(verdict.candidates)
+    if verdict.candidates:  # kept so a sidecar's claim can still pick among them (catalog.rows)
+        c.evidence = verdict.shape_evidence
 
 
 def _parts(anchors: Sequence[str], family: str) -> list[str]:

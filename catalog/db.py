@@ -39,7 +39,7 @@ migrations = Migrations("lutnav")
 #: columns of ``entries`` that hold JSON (lists / dicts)
 JSON_COLUMNS = (
     "parts", "trigger_words", "strength_range", "themes", "tags", "previews",
-    "parents", "warnings", "sources", "header_fields", "header_sources", "training",
+    "parents", "warnings", "sources", "header_fields", "header_sources", "training", "base_candidates",
 )
 
 #: text columns the full-text index covers
@@ -105,12 +105,13 @@ def m002_fts_prefix_index(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m003_family_fields(db: sqlite_utils.Database) -> None:
-    """What the family registry adds: an SDXL variant, an LLM's architecture, a full model's kind.
+    """What the family registry adds: an SDXL variant, an LLM's architecture, a full model's kind,
+    and the families the shapes allow when they allow several (a sidecar may pick among them).
 
     The registry also names families older versions left unknown, so every row is
     marked stale (its mtime forgotten): the next scan re-reads each header once.
     """
-    for col in ("base_variant", "arch", "model_kind"):
+    for col in ("base_variant", "arch", "model_kind", "base_candidates"):
         if col not in db["entries"].columns_dict:
             db["entries"].add_column(col, str)
     db["entries"].create_index(["base_variant"], if_not_exists=True)

@@ -110,7 +110,7 @@ def dit_findings(modules: Sequence[tuple[str, int]], widths: Callable, *,
     families = {layout.family for layout, _ in fits}
     if len(families) > 1:  # same names and widths: only the block counts can tell them apart
         exact = {lay.family for lay, _ in fits if all(i == lay.groups[g][0] - 1 for g, i in top.items())}
-        if len(exact) == 1:
+        if exact:  # a LoRA covers every block of its model: families whose counts end elsewhere drop out
             families = exact
             fits = [(lay, h) for lay, h in fits if lay.family in exact]
     if not fits:

@@ -41,6 +41,8 @@ class Verdict:
     evidence: str | None = None
     warnings: list[str] = field(default_factory=list)
     arch: str | None = None  # causal-LM architecture of an ``llm`` adapter, when the layers say
+    candidates: list[str] = field(default_factory=list)  # families the shapes allow when they allow several
+    shape_evidence: str | None = None
 
 
 def flat(name: str) -> str:
@@ -139,6 +141,8 @@ def decide(findings: list[Finding], claims: Sequence[tuple[str, str, str]] = ())
                 key, text, _ = next(c for c in claims if c[2] == v.family)
                 v.evidence = f"{evidence} (fits {'/'.join(sorted(allowed))}; {key}={text!r} picks {v.family})"
             else:
+                v.candidates = sorted(allowed)
+                v.shape_evidence = evidence
                 v.warnings.append(f"base model unknown: the shapes fit {' or '.join(sorted(allowed))} "
                                   f"({evidence}) and nothing settles which")
     for key, text, fam in claims:

@@ -19,7 +19,7 @@ from .rows import decode
 #: the ``ls --json`` contract, in order
 PUBLIC_FIELDS = (
     "path", "category", "theme", "name", "kind", "format", "network", "base_model",
-    "base_model_name", "base_variant", "arch", "model_kind", "rank", "alpha", "dtype", "tensor_count", "parts", "size",
+    "base_model_name", "base_variant", "base_candidates", "arch", "model_kind", "rank", "alpha", "dtype", "tensor_count", "parts", "size",
     "trigger_words", "strength", "strength_range", "notes", "source", "previews",
     "warnings", "error",
 )

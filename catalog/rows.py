@@ -53,7 +53,7 @@ def build_row(cand: Candidate, facts: dict) -> tuple[dict, dict]:
         "name": entry_name(cand.rel), "size": cand.size, "mtime_ns": cand.mtime_ns,
         "inode": cand.inode, "sidecar_sig": cand.sidecar_sig,
         "format": None, "network": None, "base_model": "unknown", "base_model_name": None,
-        "base_variant": None, "arch": None, "model_kind": None,
+        "base_variant": None, "arch": None, "model_kind": None, "base_candidates": [],
         "evidence": None, "rank": None, "alpha": None, "alpha_source": None, "dtype": None,
         "tensor_count": None, "parts": [], "has_conv": 0, "data_size": None,
         "header_digest": None, "warnings": [], "error": None,
@@ -94,6 +94,7 @@ def _merge_cards(cand: Candidate, row: dict) -> None:
     if cand.kind == "folder":
         folder = cand.rel
     row["previews"] = [f"{folder}/{p}" if folder else p for p in result.previews]
+    _claim_picks(row)
     sources.update(_fact_sources(row))
     row["sources"] = sources
     row["card_digest"] = result.card_digest
@@ -108,11 +109,33 @@ def _merge_cards(cand: Candidate, row: dict) -> None:
     row["scanned_at"] = time.time()
 
 
+def _claim_picks(row: dict) -> None:
+    """A card's base-model claim picks among the families the shapes allow (never against them).
+
+    The header alone said "flux or chroma"; a Civitai ``baseModel: Flux.1 D`` or a Hub card's
+    ``base_model`` settles it, as header metadata would have. Re-run on every card change.
+    """
+    candidates = row.get("base_candidates") or []
+    if not candidates:
+        return
+    claim = claim_family(row.get("base_model_claim"))
+    row["warnings"] = [w for w in row["warnings"] if not w.startswith("base model unknown: the shapes fit")]
+    if claim in candidates:
+        row["base_model"] = claim
+    else:
+        row["base_model"] = "unknown"
+        row["warnings"].append(f"base model unknown: the shapes fit {' or '.join(candidates)} "
+                               f"({row.get('evidence')}) and nothing settles which")
+
+
 def _fact_sources(row: dict) -> dict[str, str]:
     out = {}
     if row.get("format") and row["format"] != "pickle" and not row.get("error"):
         out["format"] = "tensor keys"
         out["base_model"] = f"tensor shapes: {row.get('evidence') or 'no evidence'}"
+        if row.get("base_candidates") and row.get("base_model") != "unknown":
+            out["base_model"] += (f" (fit {'/'.join(row['base_candidates'])}; the card's base model "
+                                  f"{row.get('base_model_claim')!r} picks {row['base_model']})")
         if row.get("rank") is not None:
             out["rank"] = "tensor shapes"
         out["alpha"] = row.get("alpha_source") or "unknown"

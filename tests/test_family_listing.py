@@ -68,3 +68,29 @@ def test_tui_base_filter_offers_families_and_variants(tmp_path):
     assert values["flux"] == 1 and values["qwen-image"] == 1 and values["sdxl"] == 2 and values["pony"] == 1
     rows = page(lib, View(base="pony"), limit=10)
     assert [r["name"] for r in rows] == ["pony_style"]
+
+
+def test_a_sidecar_claim_picks_among_the_families_the_shapes_allow(tmp_path):
+    """Flux attention + MLP without modulation fits Flux.1 and Chroma alike; Civitai's baseModel settles it."""
+    root = tmp_path / "loras"
+    (root / "style/c").mkdir(parents=True)
+    h = 3072
+    mods = [Module(f"transformer.transformer_blocks.{i}.{leaf}", a, b, style="diffusers") for i in range(19)
+            for leaf, a, b in (("attn.to_q", h, h), ("ff.net.0.proj", h, 4 * h))]
+    mods += [Module(f"transformer.single_transformer_blocks.{i}.proj_mlp", h, 4 * h, style="diffusers")
+             for i in range(38)]
+    for name in ("bare", "claimed", "against"):
+        lora_file(root / "style/c", lora_tensors(mods, 4, None), name=f"{name}.safetensors")
+    (root / "style/c/claimed.civitai.info").write_text(json.dumps({"baseModel": "Flux.1 D"}))
+    (root / "style/c/against.civitai.info").write_text(json.dumps({"baseModel": "SDXL 1.0"}))
+    lib = Library(root)
+    lib.scan_all()
+    bare, claimed, against = (lib.get(f"style/c/{n}.safetensors") for n in ("bare", "claimed", "against"))
+    assert bare["base_model"] == "unknown" and bare["base_candidates"] == ["chroma", "flux"]
+    assert any("chroma or flux" in w for w in bare["warnings"])
+    assert claimed["base_model"] == "flux" and "picks flux" in claimed["sources"]["base_model"]
+    assert not any(w.startswith("base model unknown") for w in claimed["warnings"])
+    assert against["base_model"] == "unknown"  # a claim outside what the shapes allow picks nothing
+    (root / "style/c/claimed.civitai.info").write_text(json.dumps({"baseModel": "Chroma"}))
+    lib.scan_all()
+    assert lib.get("style/c/claimed.safetensors")["base_model"] == "chroma"
