@@ -119,6 +119,8 @@ def _dit_rules(spellings: dict[str, str | None], client: str, family: str):
             plain, _, lycoris = spelling.partition("|")
             if client == "diffusers" and lycoris:
                 verdicts[spelling] = "LoHa/LoKr layers"
+            elif client == "a1111" and client not in fam.loads:
+                verdicts[spelling] = f"{CLIENTS[client]} has no {fam.label} support"
             else:
                 loads = fam.loaded_by(client, plain)
                 verdicts[spelling] = "?" if loads is None else None if loads else \

@@ -26,7 +26,7 @@ ROLES = (
     (".lora_linear_layer.up.weight", "up"), (".lora_down.weight", "down"), (".lora_up.weight", "up"),
     (".lora_A.weight", "down"), (".lora_B.weight", "up"), (".lora.down.weight", "down"), (".lora.up.weight", "up"),
     (".down.weight", "down"), (".up.weight", "up"), (".alpha", "alpha"), (".dora_scale", "dora_scale"),
-    (".lora_magnitude_vector.weight", "magnitude"), (".lora_magnitude_vector", "magnitude"),
+    (".lora_magnitude_vector.weight", "magnitude"), (".lora_magnitude_vector", "magnitude"), (".magnitude", "magnitude"),
     *((f".{r}", r) for r in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2",
                              "lokr_w1_a", "lokr_w1_b", "lokr_w2_a", "lokr_w2_b", "lokr_w1", "lokr_w2", "lokr_t2",
                              "diff_b", "diff")),

@@ -46,7 +46,7 @@ def test_loha_and_lokr_on_dit_models(family, cls, config, network):
 @pytest.mark.parametrize(("family", "cls"), [("flux", "FluxTransformer2DModel"),
                                               ("qwen-image", "QwenImageTransformer2DModel"),
                                               ("z-image", "ZImageTransformer2DModel")])
-@pytest.mark.parametrize("magnitude", ["dora_scale", "lora_magnitude_vector"])
+@pytest.mark.parametrize("magnitude", ["dora_scale", "lora_magnitude_vector", "magnitude"])
 def test_dora_on_dit_models_is_named_and_reported(family, cls, magnitude):
     layers = _layers(cls, {})
     tensors = lora_tensors([Module(f"transformer.{n}", a, b, style="diffusers") for n, a, b in layers], 4, None)

@@ -202,3 +202,25 @@ def test_peft_prefixed_flux_converts_to_diffusers_names_and_refuses_what_nothing
     after = json.loads(run(lib, "check", str(out), "--client", "comfyui", "--json").output)[0]
     assert after["dropped"] == [] and after["mapped"] == 6
     assert {canon(k.removeprefix("base_model.model.")) for k in deltas(src)} == {canon(k) for k in deltas(out)}
+
+
+def test_check_says_a_client_without_support_for_the_family(tmp_path):
+    lib = library(tmp_path, {"style/x/w.safetensors": (WAN, 4, 4.0, 1)})
+    out = run(lib, "check", str(lib.abspath("style/x/w.safetensors"))).output
+    assert "base model wan" in out
+    assert "ComfyUI: will load 9 of 9" in out  # 3 modules: down, up, alpha
+    assert "AUTOMATIC1111/Forge: will load 0 of 9" in out and "no Wan 2.x support" in out
+
+
+def test_dora_on_a_transformer_family_is_refused_for_merging_with_the_reason(tmp_path):
+    lib = library(tmp_path, {"style/x/a.safetensors": (QWEN, 4, None, 1), "style/x/b.safetensors": (QWEN, 4, None, 2)})
+    from safetensors.numpy import load_file, save_file
+
+    path = lib.abspath("style/x/a.safetensors")
+    t = load_file(str(path))
+    t["transformer.transformer_blocks.0.attn.to_q.lora_magnitude_vector"] = np.ones((H,), np.float16)
+    save_file(t, str(path))
+    lib.scan_all()
+    res = run(lib, "mix", "a:0.5", "b:0.5", "--out", str(lib.root / "style/x/ab.safetensors"))
+    assert res.exit_code == 1 and "magnitude" in res.output and "low-rank" in res.output
+    assert not (lib.root / "style/x/ab.safetensors").exists()
