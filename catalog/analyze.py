@@ -40,7 +40,7 @@ def analyze(abs_path: str, kind: str) -> dict:
     c = classify(header, adapter_config)
     sd = c.base_model in ("sd1", "sd2", "sdxl")
     dit = not sd and c.base_model not in ("unknown", "llm") and c.format != "checkpoint"
-    if (sd and c.format in ("diffusers", "lycoris")) or (dit and c.format != "kohya"):
+    if (sd and c.format in ("diffusers", "lycoris")) or (dit and c.format in ("diffusers", "peft")):
         from .clients import client_warning  # only files some client half-ignores pay for it
 
         line = client_warning(list(header.tensors), c.base_model)

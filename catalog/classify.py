@@ -170,9 +170,7 @@ def _apply(c: Classification, verdict: Verdict) -> None:
     c.base_model, c.evidence = verdict.family, verdict.evidence
     c.warnings += verdict.warnings
     c.arch = verdict.arch
-    c.base_candidates = list(verdict.candidates)
-    if verdict.candidates:  # kept so a sidecar's claim can still pick among them (catalog.rows)
-        c.evidence = verdict.shape_evidence
+    c.base_candidates = list(verdict.candidates)  # so a sidecar's claim can still pick (catalog.rows)
 
 
 def _parts(anchors: Sequence[str], family: str) -> list[str]:

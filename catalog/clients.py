@@ -117,8 +117,8 @@ def _dit_rules(spellings: dict[str, str | None], client: str, family: str):
             return _dropped_by(client, key) if parse_key(key) is not None else "?"
         if spelling not in verdicts:
             plain, _, lycoris = spelling.partition("|")
-            if client == "diffusers" and lycoris:
-                verdicts[spelling] = "LoHa/LoKr layers"
+            if client == "diffusers" and lycoris:  # newer diffusers converts some LoKr files: not checked
+                verdicts[spelling] = "?"
             elif client == "a1111" and client not in fam.loads:
                 verdicts[spelling] = f"{CLIENTS[client]} has no {fam.label} support"
             else:

@@ -79,7 +79,11 @@ def detect(keys: LoraKeys, *, kohya: bool, claims: Sequence[tuple[str, str, str]
     if llm and not unet_seen:
         modules = [(flat(m), i) for i, m in enumerate(keys.modules()) if not m.startswith(_TE_PREFIXES)]
         arch, words, notes = llm_arch(modules, keys.widths, base_name)
-        findings.append(Finding(words + (f" ({arch})" if arch else ""), frozenset({"llm"})))
+        q_proj_hits = [i for f, i in llm if "self_attn_q_proj" in f]
+        if q_proj_hits:  # Llama-style names: the evidence reads as it always has
+            hidden = sorted({w for i in q_proj_hits if (w := keys.in_width(i))})
+            words = f"q_proj under model.layers (hidden {'/'.join(map(str, hidden))})"
+        findings.append(Finding(words, frozenset({"llm"})))
     elif not unet_seen:
         modules = [(m, i) for i, m in enumerate(keys.modules()) if not m.startswith(_TE_PREFIXES)]
         dit = [Finding(text, fams) for text, fams in dit_findings(modules, keys.widths, strict=strict)]

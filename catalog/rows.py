@@ -109,23 +109,29 @@ def _merge_cards(cand: Candidate, row: dict) -> None:
     row["scanned_at"] = time.time()
 
 
+_UNSETTLED = "base model unknown: the shapes fit "
+_UNSETTLED_END = ") and nothing settles which"
+
+
 def _claim_picks(row: dict) -> None:
     """A card's base-model claim picks among the families the shapes allow (never against them).
 
     The header alone said "flux or chroma"; a Civitai ``baseModel: Flux.1 D`` or a Hub card's
-    ``base_model`` settles it, as header metadata would have. Re-run on every card change.
+    ``base_model`` settles it, as header metadata would have. Re-run on every card change, so
+    the shapes' words move between the warning (unsettled) and the evidence (picked).
     """
     candidates = row.get("base_candidates") or []
     if not candidates:
         return
+    line = next((w for w in row["warnings"] if w.startswith(_UNSETTLED) and w.endswith(_UNSETTLED_END)), None)
+    shapes = row.get("evidence") if line is None else line[line.index(" (") + 2: -len(_UNSETTLED_END)]
     claim = claim_family(row.get("base_model_claim"))
-    row["warnings"] = [w for w in row["warnings"] if not w.startswith("base model unknown: the shapes fit")]
     if claim in candidates:
-        row["base_model"] = claim
-    else:
-        row["base_model"] = "unknown"
-        row["warnings"].append(f"base model unknown: the shapes fit {' or '.join(candidates)} "
-                               f"({row.get('evidence')}) and nothing settles which")
+        row["warnings"] = [w for w in row["warnings"] if w is not line]
+        row["base_model"], row["evidence"] = claim, shapes
+    elif line is None:  # a claim that picked before is gone: back to unknown, with the reason
+        row["base_model"], row["evidence"] = "unknown", None
+        row["warnings"].append(f"{_UNSETTLED}{' or '.join(candidates)} ({shapes}{_UNSETTLED_END}")
 
 
 def _fact_sources(row: dict) -> dict[str, str]:
