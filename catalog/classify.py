@@ -225,7 +225,8 @@ def _not_a_lora(c: Classification, index: KeyIndex, claims: list) -> None:
         _apply(c, decide([finding], claims))
         return
     kind = model_kind(names)
-    keys = checkpoint_layout(index, known=kind is not None)
+    # names that only hint (a top-level "blocks" or "layers") still need the size of a real model
+    keys = checkpoint_layout(index, known=kind in ("vae", "controlnet", "ip-adapter", "checkpoint"))
     if keys is None:
         sample = ", ".join(repr(n) for n in names[:3]) or "none"
         c.warnings.append(f"no LoRA tensor pairs (lora_down/lora_up, lora_A/lora_B, LyCORIS) found; keys: {sample}")

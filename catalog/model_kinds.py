@@ -52,7 +52,8 @@ def model_kind(names: Sequence[str]) -> str | None:
         unet = any(_bare(n).startswith(_UNET_WORDS) for n in sample)
         return "unet" if unet else "transformer"
     vae = sum(1 for n in sample if n.startswith(_VAE_ROOTS))
-    if vae >= 0.9 * len(sample) and ({"encoder", "decoder"} <= heads or heads & {"first_stage_model", "vae"}):
+    convs = any(n.endswith(("conv_in.weight", "conv_out.weight")) for n in sample)
+    if vae >= 0.9 * len(sample) and convs and ({"encoder", "decoder"} <= heads or heads & {"first_stage_model", "vae"}):
         return "vae"  # (a Flux.2 VAE adds a batch norm beside its encoder and decoder)
     if any(n.startswith(_TE_ROOTS) for n in sample):
         return "text-encoder"
