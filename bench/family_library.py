@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from catalog.layouts import lora_tensors  # noqa: E402
-from catalog.writer import write_safetensors  # noqa: E402
+from catalog.layouts import lora_tensors
+from catalog.writer import write_safetensors
 
 GENERATOR_VERSION = 1
 MARKER = ".bench.json"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from catalog.dit_keys import names_of, parse_dit_key
 from catalog.keynames import UNET, parse_key
-from catalog.registry import FAMILIES, TARGET_PREFIX
+from catalog.registry import FAMILIES
 
 CLIENTS = {"comfyui": "ComfyUI", "a1111": "AUTOMATIC1111/Forge", "diffusers": "diffusers"}
 _ATTENTION = re.compile(r"(^|\.)attn[12]\.to_(q|k|v|out\.0)$")

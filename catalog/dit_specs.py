@@ -53,8 +53,7 @@ def parse_block(name: str) -> tuple[str, int, str] | None:
     """
     s = strip_prefix(name)[0].replace(".", "_").replace("_processor_", "_")
     for tail in ("_lora_linear_layer", "_lora"):
-        if s.endswith(tail):
-            s = s[: -len(tail)]
+        s = s.removesuffix(tail)
     m = _INDEX.search(s)
     if m is None or m.start() == 0:
         return None

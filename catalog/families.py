@@ -243,7 +243,7 @@ def _is_llm(f: str) -> bool:
 
 def _is_te(f: str) -> bool:
     """A text-encoder layer; CLIP as transformers 5 names it has no ``text_model.`` but ``encoder.layers``."""
-    return f.startswith(("lora_te", "text_encoder")) or "text_model_" in f or f.startswith("encoder_layers_")
+    return f.startswith(("lora_te", "text_encoder", "encoder_layers_")) or "text_model_" in f
 
 
 def _te_part(f: str) -> str:

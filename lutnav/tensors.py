@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.header import read_header, read_scalars
 from catalog.dit_keys import DitKey, names_of, parse_dit_key
+from catalog.header import read_header, read_scalars
 from catalog.keynames import TE1, TE2, UNET, parse_key
 
 from .mix.errors import MergeInputError, MissingExtra

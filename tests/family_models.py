@@ -8,7 +8,7 @@ prefix and flatten those names.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from catalog.header import Header, TensorInfo
 from catalog.layouts import Module, lora_tensors
@@ -54,11 +54,11 @@ MODEL_IDS = [f"{fam}-{cls.removesuffix('Model')}-{'default' if not cfg else 'siz
              for i, (fam, cls, cfg) in enumerate(MODELS)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def linears(cls: str, config: tuple) -> tuple[tuple[str, int, int], ...]:
     """(name, in, out) of every nn.Linear of the diffusers class, built without weights."""
-    import torch
     import diffusers
+    import torch
 
     with torch.device("meta"):
         model = getattr(diffusers, cls)(**dict(config))

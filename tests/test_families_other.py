@@ -135,7 +135,6 @@ def test_sdxl_variants_from_metadata_when_the_shapes_agree(tmp_path, meta, varia
 
 def _original_checkpoint(prefix: str, modules, extra: dict | None = None):
     """A full model in its original names: each adapted layer's weight (out, in), plus norms and biases."""
-    from catalog.dit_keys import dotted
 
     tensors = {}
     for name, a, b in modules:

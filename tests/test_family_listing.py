@@ -38,7 +38,7 @@ def run(lib, *args):
 
 def test_ls_base_takes_every_family_and_variant(tmp_path):
     lib = _library(tmp_path)
-    names = lambda res: sorted(e["name"] for e in json.loads(res.output))  # noqa: E731
+    names = lambda res: sorted(e["name"] for e in json.loads(res.output))
     assert names(run(lib, "ls", "--base", "flux", "--json")) == ["ink_flux"]
     assert names(run(lib, "ls", "--base", "qwen-image", "--json")) == ["ink_qwen"]
     assert names(run(lib, "ls", "--base", "sdxl", "--json")) == ["plain_xl", "pony_style"]
