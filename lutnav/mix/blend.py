@@ -22,14 +22,7 @@ from catalog.sidecars import card_path
 from catalog.writer import encode_floats, write_safetensors
 
 from .errors import MixError, OutputDirMissing, OutputExists
-from .merge import (
-    MergeReport,
-    check_rank,
-    max_rank,
-    merge_exact,
-    merge_svd,
-    module_union,
-)
+from .merge import MergeReport, check_rank, max_rank, merge_exact, merge_svd, module_union
 
 
 @dataclass

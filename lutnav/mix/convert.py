@@ -19,13 +19,7 @@ from catalog.keynames import KeyName, diffusers_key, kohya_key, parse_key
 from catalog.registry import FAMILIES
 from catalog.writer import encode_floats, write_safetensors
 
-from .errors import (
-    MergeInputError,
-    MissingExtra,
-    MixError,
-    OutputDirMissing,
-    OutputExists,
-)
+from .errors import MergeInputError, MissingExtra, MixError, OutputDirMissing, OutputExists
 
 TARGETS = ("kohya", "diffusers", "comfyui", "peft")
 _SD = ("sd1", "sd2", "sdxl")
