@@ -188,15 +188,18 @@ def test_xlabs_flux_is_lost_in_comfyui_and_converts_to_names_it_loads(tmp_path):
     assert proj.shape == (H, 5 * H) and not proj[:, H:].any()
 
 
-def test_peft_prefixed_flux_converts_to_diffusers_names_and_refuses_what_nothing_loads(tmp_path):
+def test_peft_prefixed_flux_converts_to_names_comfyui_loads_and_refuses_what_it_drops(tmp_path):
     src = write(tmp_path / "loras/style/x/p.safetensors", PEFT_FLUX, rank=4, alpha=None, seed=4)
     lib = Library(tmp_path / "loras")
     lib.scan_all()
     entry = lib.get("style/x/p.safetensors")
     assert entry["base_model"] == "flux" and any("ComfyUI will ignore 6 of 6" in w for w in entry["warnings"])
-    refused = run(lib, "convert", str(src), "--to", "comfyui", "--out", str(tmp_path / "c.safetensors"))
-    assert refused.exit_code == 1 and "--to diffusers" in refused.output
-    assert not (tmp_path / "c.safetensors").exists()
+    refused = run(lib, "convert", str(src), "--to", "peft", "--out", str(tmp_path / "p2.safetensors"))
+    assert refused.exit_code == 1 and "--to diffusers" in refused.output  # PEFT is what ComfyUI drops
+    assert not (tmp_path / "p2.safetensors").exists()
+    comfy = tmp_path / "c.safetensors"  # ComfyUI names are the original layers: q/k/v stacked
+    assert run(lib, "convert", str(src), "--to", "comfyui", "--out", str(comfy)).exit_code == 0
+    assert "diffusion_model.single_blocks.37.linear1" in {k.rsplit(".lora_", 1)[0] for k in deltas(comfy)}
     out = tmp_path / "d.safetensors"
     assert run(lib, "convert", str(src), "--to", "diffusers", "--out", str(out)).exit_code == 0
     after = json.loads(run(lib, "check", str(out), "--client", "comfyui", "--json").output)[0]
@@ -224,3 +227,47 @@ def test_dora_on_a_transformer_family_is_refused_for_merging_with_the_reason(tmp
     res = run(lib, "mix", "a:0.5", "b:0.5", "--out", str(lib.root / "style/x/ab.safetensors"))
     assert res.exit_code == 1 and "magnitude" in res.output and "low-rank" in res.output
     assert not (lib.root / "style/x/ab.safetensors").exists()
+
+
+FLUX_DIFFUSERS = [(f"transformer.transformer_blocks.{i}.{leaf}", a, b) for i in (0, 18) for leaf, a, b in (
+    ("attn.to_q", H, H), ("attn.to_k", H, H), ("attn.to_v", H, H), ("attn.add_k_proj", H, H),
+    ("ff.net.0.proj", H, 4 * H), ("norm1.linear", H, 6 * H))]
+FLUX_DIFFUSERS += [(f"transformer.single_transformer_blocks.37.{leaf}", a, b) for leaf, a, b in (
+    ("attn.to_q", H, H), ("attn.to_v", H, H), ("proj_mlp", H, 4 * H), ("proj_out", 5 * H, H))]
+
+
+def test_diffusers_flux_converts_to_original_layers_exactly(tmp_path):
+    """to_q/to_k/to_v stack into img_attn.qkv, q/k/v/proj_mlp into linear1: ΔW rows land where the model has them."""
+    src = write(tmp_path / "loras/style/x/d.safetensors", FLUX_DIFFUSERS, rank=4, alpha=None, seed=5)
+    lib = Library(tmp_path / "loras")
+    lib.scan_all()
+    out = tmp_path / "k.safetensors"
+    res = run(lib, "convert", str(src), "--to", "kohya", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    got, d = deltas(out), deltas(src)
+    qkv = got["lora_unet_double_blocks_18_img_attn_qkv"]
+    for n, leaf in enumerate(("to_q", "to_k", "to_v")):
+        assert np.allclose(qkv[n * H:(n + 1) * H], d[f"transformer.transformer_blocks.18.attn.{leaf}"], atol=1e-6)
+    txt = got["lora_unet_double_blocks_0_txt_attn_qkv"]
+    assert not txt[:H].any() and np.allclose(txt[H:2 * H], d["transformer.transformer_blocks.0.attn.add_k_proj"])
+    lin1 = got["lora_unet_single_blocks_37_linear1"]
+    assert lin1.shape == (7 * H, H) and not lin1[H:2 * H].any()
+    assert np.allclose(lin1[3 * H:], d["transformer.single_transformer_blocks.37.proj_mlp"], atol=1e-6)
+    assert np.allclose(got["lora_unet_double_blocks_0_img_mod_lin"], d["transformer.transformer_blocks.0.norm1.linear"])
+    after = json.loads(run(lib, "check", str(out), "--client", "comfyui", "--json").output)[0]
+    assert after["dropped"] == [] and after["mapped"] == after["total"]
+
+
+def test_flux_in_both_namings_merges_onto_the_original_layers(tmp_path):
+    lib = library(tmp_path, {"style/x/k.safetensors": (FLUX_KOHYA, 4, 2.0, 1),
+                             "style/x/d.safetensors": (FLUX_DIFFUSERS, 4, None, 2)})
+    out = lib.root / "style/x/kd.safetensors"
+    res = run(lib, "mix", "k:0.5", "d:0.5", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    got, k = deltas(out), deltas(lib.abspath("style/x/k.safetensors"))
+    d = deltas(lib.abspath("style/x/d.safetensors"))
+    qkv = got["lora_unet_double_blocks_0_img_attn_qkv"]
+    want = 0.5 * k["lora_unet_double_blocks_0_img_attn_qkv"]
+    for n, leaf in enumerate(("to_q", "to_k", "to_v")):
+        want[n * H:(n + 1) * H] += 0.5 * d[f"transformer.transformer_blocks.0.attn.{leaf}"]
+    assert np.abs(qkv - want).max() <= 2e-3 * np.abs(want).max()

@@ -94,6 +94,10 @@ def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int |
     out = check_output(out, overwrite=overwrite)
     loras = [load_lora(lib.abspath(i.rel)) for i in items]
     weights = [i.weight for i in items]
+    if any(lora.names for lora in loras):
+        from .dit_output import harmonise
+
+        harmonise(loras, blend_family(items, loras), to)
     if rank is not None:
         check_rank(rank, loras)
     tags = {lora.dtype for lora in loras}

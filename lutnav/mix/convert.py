@@ -107,9 +107,10 @@ def _convert_dit(src: Path, to: str, out: Path, family: str, meta: dict[str, str
     """A transformer-family LoRA in the spelling ``to``: names from the registry, alpha kept or folded."""
     from lutnav.tensors import as_float, from_float, load_lora
 
-    from .dit_output import choose_target, module_key, role_suffixes
+    from .dit_output import choose_target, harmonise, module_key, role_suffixes
 
     lora = load_lora(src)
+    harmonise([lora], family, to)
     target, names = choose_target([lora], family, to)
     down_s, up_s, with_alpha = role_suffixes(target)
     tensors: dict[str, tuple] = {}

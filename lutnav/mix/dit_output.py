@@ -40,6 +40,19 @@ def input_spelling(loras: list, family: str) -> tuple[set[str], str]:
     return prefixes, (names.pop() if names else FAMILIES[family].native)
 
 
+def harmonise(loras: list, family: str | None, to: str | None) -> None:
+    """Flux.1/Chroma files in diffusers names move onto the original layers (exact) when they are mixed
+    with original-named files, or when the output is asked in kohya/comfyui names, which load fully."""
+    if family not in ("flux", "chroma"):
+        return
+    names = {names_of(d.flat, family) for lora in loras for d in lora.names.values()} - {"unknown"}
+    if "diffusers" in names and (len(names) > 1 or to in ("kohya", "comfyui")):
+        from .flux_names import to_original
+
+        for lora in loras:
+            lora.modules, lora.names = to_original(lora.modules, lora.names)
+
+
 def choose_target(loras: list, family: str, to: str | None) -> tuple[str, str]:
     """(prefix kind of the output, names kind) for ``loras`` of ``family``."""
     fam = FAMILIES[family]
