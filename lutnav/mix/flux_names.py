@@ -59,7 +59,7 @@ def to_original(modules: dict, names: dict) -> tuple[dict, dict]:
     for name, parts in fused.items():
         hidden = parts[0][2].up.shape[0] // parts[0][1]
         height = _ROWS.get(name.split("_", 3)[-1], parts[0][1]) * hidden
-        downs, ups = [], []
+        downs = []
         col = 0
         total = sum(f.rank for _, _, f in parts)
         up = np.zeros((height, total), np.float32)
