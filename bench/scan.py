@@ -2,6 +2,7 @@
 
     python bench/scan.py [--files 10000] [--kind both|shared|varied] [--search-rows 100000]
                          [--save-fields FILE | --check-fields FILE] [--verdicts]
+    python bench/scan.py --mixed [--files 10000]   # SD-only vs 10 transformer families x 3 spellings
 
 Two libraries (generated once, reused while their marker matches; the files are sparse:
 real headers, the weights a hole). "shared": full SD1.5 and SDXL kohya module lists,
@@ -75,7 +76,13 @@ def main() -> None:
                         help="compare every indexed field of the varied library with FILE")
     parser.add_argument("--verdicts", action="store_true",
                         help="compare every file's valid/broken verdict with safetensors.safe_open")
+    parser.add_argument("--mixed", action="store_true",
+                        help="instead: cold scan of a library of 10 transformer families x 3 key spellings "
+                             "next to the SD-only one, and the detection cost per family")
     args = parser.parse_args()
+    if args.mixed:
+        mixed_families(args)
+        return
     print(f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     kinds = ("shared", "varied") if args.kind == "both" else (args.kind,)
@@ -289,6 +296,33 @@ def cjk_search_report(work: Path, rows: int, share: float = 0.5) -> dict[str, li
     print("  per query (median ms): " + ", ".join(
         f"{q!r} {statistics.median(ts) * 1000:.1f}" for q, ts in times.items()))
     return times
+
+
+def mixed_families(args) -> None:
+    """Cold scan of the SD-only library and of a mixed-family one of the same size, side by side."""
+    from bench.family_library import detection_cost, ensure_mixed_library
+
+    sd_root, mixed_root = args.work / f"lib-{args.files}", args.work / f"mixed-{args.files}"
+    print(f"libraries: {sd_root} and {mixed_root} ({args.files} files each; {os.cpu_count()} CPUs)")
+    ensure_library(sd_root, args.files)
+    ensure_mixed_library(mixed_root, args.files)
+    for label, root in (("cold scan, SD1/SDXL only", sd_root), ("cold scan, 10 families x 3 spellings", mixed_root)):
+        warm_page_cache(root)
+        shutil.rmtree(root / ".lutnav", ignore_errors=True)
+        seconds, summary = timed(lambda: Library(root).scan_all())
+        known = Counter(r[0] for r in sqlite3.connect(root / ".lutnav" / "catalog.db").execute(
+            "select base_model from entries"))
+        report(label, seconds, f"{summary.total} entries; {len(known)} base models, "
+               f"{known.get('unknown', 0)} unknown", "")
+    costs = detection_cost(mixed_root)
+    from catalog.dit_layouts import LAYOUTS
+
+    print(f"  classify() per header, median µs: the whole registry ({len(LAYOUTS)} layouts of "
+          f"{len({lay.family for lay in LAYOUTS})} families) vs that family's layouts alone:")
+    print("    " + ", ".join(f"{f} {every:.0f}/{alone:.0f}" for f, (every, alone) in costs.items()))
+    ratio = statistics.median(every / alone for every, alone in costs.values())
+    print(f"  median ratio {ratio:.2f}: layouts are looked up by layer, so a file pays for its own "
+          "size, not for the number of families")
 
 
 # --- the library -------------------------------------------------------------------

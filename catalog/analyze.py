@@ -39,10 +39,12 @@ def analyze(abs_path: str, kind: str) -> dict:
     from .classify import classify  # imported here so a pickle-only scan stays tiny
 
     c = classify(header, adapter_config)
-    if c.format in ("diffusers", "lycoris") and c.base_model in ("sd1", "sd2", "sdxl"):
+    sd = c.base_model in ("sd1", "sd2", "sdxl")
+    dit = not sd and c.base_model not in ("unknown", "llm") and c.format != "checkpoint"
+    if (sd and c.format in ("diffusers", "lycoris")) or (dit and c.format in ("diffusers", "peft")):
         from .clients import client_warning  # only files some client half-ignores pay for it
 
-        line = client_warning(list(header.tensors))
+        line = client_warning(list(header.tensors), c.base_model)
         if line:
             c.warnings.append(line)
     return {
@@ -50,6 +52,10 @@ def analyze(abs_path: str, kind: str) -> dict:
         "network": c.network,
         "base_model": c.base_model,
         "base_model_name": c.base_model_name,
+        "base_variant": c.base_variant,
+        "arch": c.arch,
+        "model_kind": c.model_kind,
+        "base_candidates": list(c.base_candidates),
         "evidence": c.evidence,
         "rank": c.rank,
         "alpha": c.alpha,

@@ -24,6 +24,7 @@ from . import card_file
 from .card import FIELD_KINDS, Card, check_card_dict
 from .errors import CardError, SidecarError
 from .library import Library
+from .registry import base_filter
 from .query import SORTABLE, fts_query
 from .db import decode, entry_count
 
@@ -66,7 +67,11 @@ def facet(lib: Library, column: str) -> list[tuple[str, int]]:
     if column not in FACETS:
         raise ValueError(f"{column!r} is not a facet column ({', '.join(FACETS)})")
     sql = f"select {column}, count(*) from entries where {column} is not null group by 1"
-    return sorted(((r[0], r[1]) for r in lib.db.execute(sql)), key=lambda r: (-r[1], r[0]))
+    rows = sorted(((r[0], r[1]) for r in lib.db.execute(sql)), key=lambda r: (-r[1], r[0]))
+    if column == "base_model":  # SDXL variants filter like families (base_model stays sdxl)
+        sql = "select base_variant, count(*) from entries where base_variant is not null group by 1"
+        rows += sorted(((r[0], r[1]) for r in lib.db.execute(sql)), key=lambda r: (-r[1], r[0]))
+    return rows
 
 
 def count(lib: Library, view: View) -> int:
@@ -158,7 +163,7 @@ def _filters(view: View) -> tuple[list[str], list]:
     clauses: list[str] = []
     args: list = []
     for col, value in (("category", view.category), ("theme", view.theme),
-                       ("base_model", view.base), ("format", view.fmt)):
+                       base_filter(view.base) if view.base else ("base_model", view.base), ("format", view.fmt)):
         if value == "":
             clauses.append(f"e.{col} is null")
         elif value is not None:

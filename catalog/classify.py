@@ -21,10 +21,11 @@ from catalog.families import Finding, Verdict, decide, detect
 from catalog.header import Header, read_scalars
 from catalog.header_fields import base_model_claims, header_fields
 from catalog.lora_keys import KeyIndex, LoraKeys, checkpoint_layout, find_layout
+from catalog.model_kinds import ip_adapter_finding, model_kind, vae_finding
+from catalog.registry import sdxl_variant
 
 SD_UNETS = frozenset({"sd1", "sd2", "sdxl"})
 _EMBEDDING_KEYS = frozenset({"emb_params", "clip_l", "clip_g"})
-_EMBEDDING_WIDTHS = {768: "sd1", 1024: "sd2"}
 
 
 @dataclass(slots=True)
@@ -46,6 +47,10 @@ class Classification:
     warnings: list[str] = field(default_factory=list)
     header_fields: dict[str, Any] = field(default_factory=dict)
     header_sources: dict[str, str] = field(default_factory=dict)
+    arch: str | None = None  # llm adapters: llama, qwen2, gpt2, … when the layers (and config) say
+    model_kind: str | None = None  # full models: checkpoint | unet | transformer | vae | text-encoder | …
+    base_variant: str | None = None  # sdxl fine-tune line (pony, illustrious, noobai) a claim names
+    base_candidates: list[str] = field(default_factory=list)  # what the shapes allow when base_model is unknown
 
 
 def classify(header: Header, adapter_config: dict | None = None) -> Classification:
@@ -81,8 +86,10 @@ def _classify(header: Header, adapter_config: dict | None) -> Classification:
     c.format, c.network = keys.format, keys.network
     c.has_conv, c.warnings = keys.has_conv, list(keys.warnings)
     c.rank, c.conv_rank = _ranks(keys, c.warnings)
-    _apply(c, _detect(header.tensors, keys, claims))
+    _apply(c, _detect(header.tensors, keys, claims, c.base_model_name if adapter_config else None))
     c.parts = _parts(keys.anchors, c.base_model)
+    c.base_variant = sdxl_variant(c.base_model, meta.get("modelspec.architecture"),
+                                  meta.get("ss_base_model_version"), meta.get("ss_sd_model_name"))
     if adapter_config is not None:
         c.alpha, c.alpha_source = alpha_from_config(adapter_config, c.rank, c.warnings)
         return c
@@ -128,11 +135,11 @@ def _layout(header: Header, names, shapes, dtypes, adapter_config: dict | None):
     return _remember(key, header.tensors, found) if adapter_config is None else found
 
 
-def _detect(table: Any, keys: LoraKeys, claims: Any) -> Verdict:
-    key = ("family", id(table), repr(claims))
+def _detect(table: Any, keys: LoraKeys, claims: Any, base_name: str | None) -> Verdict:
+    key = ("family", id(table), repr(claims), base_name)
     if (hit := _recall(key, table)) is not None:
         return hit
-    verdict = detect(keys, kohya=keys.format in ("kohya", "lycoris"), claims=claims)
+    verdict = detect(keys, kohya=keys.format in ("kohya", "lycoris"), claims=claims, base_name=base_name)
     return _remember(key, table, verdict)
 
 
@@ -162,6 +169,8 @@ def _ranks(keys: LoraKeys, warnings: list[str]) -> tuple[int | None, int | None]
 def _apply(c: Classification, verdict: Verdict) -> None:
     c.base_model, c.evidence = verdict.family, verdict.evidence
     c.warnings += verdict.warnings
+    c.arch = verdict.arch
+    c.base_candidates = list(verdict.candidates)  # so a sidecar's claim can still pick (catalog.rows)
 
 
 def _parts(anchors: Sequence[str], family: str) -> list[str]:
@@ -208,30 +217,58 @@ def _part(head: str) -> str:
 
 
 def _not_a_lora(c: Classification, index: KeyIndex, claims: list) -> None:
-    """Embeddings, full checkpoints and the rest: listed, never treated as LoRAs."""
+    """Embeddings, full models and the rest: listed and named, never treated as LoRAs."""
     names, shapes = index.names, index.shapes
-    emb = {n: s for n, s in zip(names, shapes) if n in _EMBEDDING_KEYS or n.startswith("string_to_param")}
-    if emb and len(names) <= 8:
+    finding = _embedding(names, shapes)
+    if finding is not None:
         c.format = "embedding"
-        widths = {key: s[-1] for key, s in emb.items() if s}
-        if widths.get("clip_l") == 768 and widths.get("clip_g") == 1280:
-            finding = Finding("textual inversion clip_l 768 + clip_g 1280", frozenset({"sdxl"}))
-        else:
-            width = next(iter(widths.values()), 0)
-            fam = _EMBEDDING_WIDTHS.get(width) if "clip_l" not in widths else None
-            finding = Finding(f"textual inversion vectors {width} wide", frozenset({fam} if fam else ()))
         _apply(c, decide([finding], claims))
         return
-    keys = checkpoint_layout(index)
-    if keys is not None:
-        c.format = "checkpoint"
-        c.warnings.append(f"a full model, not a LoRA ({len(names)} tensors, e.g. {names[0]!r}); "
-                          "keep base models outside the LoRA library")
-        _apply(c, detect(keys, kohya=False, claims=claims))
-        c.parts = _parts(keys.anchors, c.base_model)
+    kind = model_kind(names)
+    # names that only hint (a top-level "blocks" or "layers") still need the size of a real model
+    keys = checkpoint_layout(index, known=kind in ("vae", "controlnet", "ip-adapter", "checkpoint"))
+    if keys is None:
+        sample = ", ".join(repr(n) for n in names[:3]) or "none"
+        c.warnings.append(f"no LoRA tensor pairs (lora_down/lora_up, lora_A/lora_B, LyCORIS) found; keys: {sample}")
         return
-    sample = ", ".join(repr(n) for n in names[:3]) or "none"
-    c.warnings.append(f"no LoRA tensor pairs (lora_down/lora_up, lora_A/lora_B, LyCORIS) found; keys: {sample}")
+    c.format, c.model_kind = "checkpoint", kind or "checkpoint"
+    what = "a full model" if c.model_kind == "checkpoint" else f"a full model ({c.model_kind})"
+    c.warnings.append(f"{what}, not a LoRA ({len(names)} tensors, e.g. {names[0]!r}); "
+                      "keep base models outside the LoRA library")
+    special = vae_finding(names, shapes) if kind == "vae" else \
+        ip_adapter_finding(names, shapes) if kind == "ip-adapter" else None
+    if special is not None:
+        _apply(c, decide([special], claims))
+    else:
+        _apply(c, detect(keys, kohya=False, claims=claims, strict=False))
+        c.parts = _parts(keys.anchors, c.base_model)
+    c.arch = None
+
+
+#: token embeddings are as wide as the text encoder they extend
+_EMBEDDING_WIDTHS = {768: "sd1", 1024: "sd2"}
+_TOKEN_WIDTHS = frozenset({768, 1024, 1280, 2048, 4096})
+
+
+def _embedding(names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> Finding | None:
+    """Textual inversion in A1111 (``emb_params``/``string_to_param``), SDXL (``clip_l``+``clip_g``)
+    or diffusers (``{"<token>": vectors}``) layout, placed by its width; None for anything else."""
+    if not names or len(names) > 8:
+        return None
+    emb = {n: s for n, s in zip(names, shapes) if n in _EMBEDDING_KEYS or n.startswith("string_to_param")}
+    if not emb:  # diffusers: every tensor one vector or a few, as wide as a text encoder
+        if not all(1 <= len(s) <= 2 and s[-1] in _TOKEN_WIDTHS and "." not in n for n, s in zip(names, shapes)):
+            return None
+        emb = dict(zip(names, shapes))
+        layout = f"diffusers textual inversion {names[0]!r}"
+    else:
+        layout = "textual inversion"
+    widths = {key: s[-1] for key, s in emb.items() if s}
+    if widths.get("clip_l") == 768 and widths.get("clip_g") == 1280:
+        return Finding(f"{layout} clip_l 768 + clip_g 1280", frozenset({"sdxl"}))
+    width = next(iter(widths.values()), 0)
+    fam = _EMBEDDING_WIDTHS.get(width) if "clip_l" not in widths else None
+    return Finding(f"{layout} vectors {width} wide", frozenset({fam} if fam else ()))
 
 
 def _text(value: Any) -> str | None:

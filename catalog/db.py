@@ -50,7 +50,7 @@ migrations = Migrations("lutnav")
 #: columns of ``entries`` that hold JSON (lists / dicts)
 JSON_COLUMNS = (
     "parts", "trigger_words", "strength_range", "themes", "tags", "previews",
-    "parents", "warnings", "sources", "header_fields", "header_sources", "training",
+    "parents", "warnings", "sources", "header_fields", "header_sources", "training", "base_candidates",
 )
 
 def decode(row: dict) -> dict:
@@ -173,6 +173,21 @@ def entry_count(db: sqlite_utils.Database) -> int:
     except sqlite3.OperationalError:  # the count table was removed by hand: count the rows
         found = None
     return found[0] if found else db.execute("select count(*) from entries").fetchone()[0]
+
+
+@migrations()
+def m005_family_fields(db: sqlite_utils.Database) -> None:
+    """What the family registry adds: an SDXL variant, an LLM's architecture, a full model's kind,
+    and the families the shapes allow when they allow several (a sidecar may pick among them).
+
+    The registry also names families older versions left unknown, so every row is
+    marked stale (its mtime forgotten): the next scan re-reads each header once.
+    """
+    for col in ("base_variant", "arch", "model_kind", "base_candidates"):
+        if col not in db["entries"].columns_dict:
+            db["entries"].add_column(col, str)
+    db["entries"].create_index(["base_variant"], if_not_exists=True)
+    db.execute("update entries set mtime_ns = -1")
 
 
 def connect(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:

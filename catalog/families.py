@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from itertools import compress, repeat
 
 from catalog.dit_specs import dit_findings
+from catalog.llm_arch import llm_arch
 from catalog.lora_keys import LoraKeys
 
 CROSS_WIDTH = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
@@ -39,6 +40,9 @@ class Verdict:
     family: str = "unknown"
     evidence: str | None = None
     warnings: list[str] = field(default_factory=list)
+    arch: str | None = None  # causal-LM architecture of an ``llm`` adapter, when the layers say
+    candidates: list[str] = field(default_factory=list)  # families the shapes allow when they allow several
+    shape_evidence: str | None = None
 
 
 def flat(name: str) -> str:
@@ -50,11 +54,18 @@ def flat(name: str) -> str:
     return s
 
 
-def detect(keys: LoraKeys, *, kohya: bool, claims: Sequence[tuple[str, str, str]] = ()) -> Verdict:
-    """Decide the family from the modules of ``keys``: their names and widths."""
+def detect(keys: LoraKeys, *, kohya: bool, claims: Sequence[tuple[str, str, str]] = (),
+           base_name: str | None = None, strict: bool = True) -> Verdict:
+    """Decide the family from the modules of ``keys``: their names and widths.
+
+    Denoiser layers decide; a text encoder only corroborates a transformer family
+    (a Flux LoRA that also trains CLIP-L and T5 stays Flux). ``base_name`` is the
+    base model an adapter config names (for an LLM's architecture); ``strict=False``
+    is for full models, whose blocks hold layers no LoRA adapts.
+    """
     cross, q_proj = [], []
     cross_full = tuple(e + s for e in _CROSS for s in keys.suffixes)
-    for i in _ending_hits(keys, _CROSS + _Q_PROJ):  # the one pass over all modules
+    for i in _ending_hits(keys, _CROSS + _Q_PROJ + _LLM_ENDINGS):  # the one pass over all modules
         if keys.anchors[i].endswith(cross_full):
             cross.append(i)
         else:
@@ -62,17 +73,31 @@ def detect(keys: LoraKeys, *, kohya: bool, claims: Sequence[tuple[str, str, str]
     findings = _unet_findings(keys, cross)
     unet_seen = bool(findings)
     te = _te_finding(q_proj, keys, kohya)
-    if te is not None:
-        findings.append(te)
-    llm = [(f, i) for f, i in q_proj if "layers_" in f and "self_attn_q_proj" in f and not _is_te(f)]
-    if llm:
-        hidden = sorted({w for _, i in llm if (w := keys.in_width(i))})
-        findings.append(Finding(f"q_proj under model.layers (hidden {'/'.join(map(str, hidden))})",
-                                frozenset({"llm"})))
+    notes: list[str] = []
+    arch = None
+    llm = [(f, i) for f, i in q_proj if _is_llm(f)]
+    if llm and not unet_seen:
+        modules = [(flat(m), i) for i, m in enumerate(keys.modules()) if not m.startswith(_TE_PREFIXES)]
+        arch, words, notes = llm_arch(modules, keys.widths, base_name)
+        q_proj_hits = [i for f, i in llm if "self_attn_q_proj" in f]
+        if q_proj_hits:  # Llama-style names: the evidence reads as it always has
+            hidden = sorted({w for i in q_proj_hits if (w := keys.in_width(i))})
+            words = f"q_proj under model.layers (hidden {'/'.join(map(str, hidden))})"
+        findings.append(Finding(words, frozenset({"llm"})))
     elif not unet_seen:
         modules = [(m, i) for i, m in enumerate(keys.modules()) if not m.startswith(_TE_PREFIXES)]
-        findings += [Finding(text, fams) for text, fams in dit_findings(modules, keys.widths)]
-    return decide(findings, claims)
+        dit = [Finding(text, fams) for text, fams in dit_findings(modules, keys.widths, strict=strict)]
+        if dit and te is not None and dit[0].families and not dit[0].families & te.families:
+            notes.append(f"the text encoders ({te.text}) do not fit "
+                         f"{'/'.join(sorted(dit[0].families))}; the transformer blocks decide")
+            te = None
+        findings += dit
+    if te is not None:
+        findings.append(te)
+    verdict = decide(findings, claims)
+    verdict.warnings += notes
+    verdict.arch = arch if verdict.family == "llm" else None
+    return verdict
 
 
 def _spellings(*leaves: str) -> tuple[str, ...]:
@@ -87,6 +112,8 @@ def _spellings(*leaves: str) -> tuple[str, ...]:
 
 _CROSS = _spellings("attn2_to_k", "attn2_to_v")
 _Q_PROJ = _spellings("self_attn_q_proj") + ("SelfAttention_q", "SelfAttention.q")
+#: fused attention inputs of causal LMs that have no q_proj (GPT-2, GPT-NeoX, Bloom/Falcon, Phi-3)
+_LLM_ENDINGS = ("attn.c_attn", "attn_c_attn", "query_key_value", "self_attn.qkv_proj", "self_attn_qkv_proj")
 _PROJ_IN = _spellings("proj_in")
 
 
@@ -118,6 +145,8 @@ def decide(findings: list[Finding], claims: Sequence[tuple[str, str, str]] = ())
                 key, text, _ = next(c for c in claims if c[2] == v.family)
                 v.evidence = f"{evidence} (fits {'/'.join(sorted(allowed))}; {key}={text!r} picks {v.family})"
             else:
+                v.candidates = sorted(allowed)
+                v.shape_evidence = evidence
                 v.warnings.append(f"base model unknown: the shapes fit {' or '.join(sorted(allowed))} "
                                   f"({evidence}) and nothing settles which")
     for key, text, fam in claims:
@@ -175,7 +204,9 @@ def _te_finding(q_proj: list[tuple[str, int]], keys: LoraKeys, kohya: bool) -> F
     clip_ok = te1 in (None, 768) and te2 in (None, 1280)
     words = "text encoder " + " + ".join(f"{p.removesuffix('-t5')} {x}" for p, x in sorted(w.items()))
     if any(p.startswith("te3") for p in w) and clip_ok:
-        return Finding(f"{words}: CLIP-L, bigG and T5 (SD3)", frozenset({"sd3"}))
+        if te2 == 1280:
+            return Finding(f"{words}: CLIP-L, bigG and T5 (SD3)", frozenset({"sd3"}))
+        return Finding(f"{words}: a third encoder without bigG (SD3 or Flux numbering)", frozenset({"sd3", "flux"}))
     if w.get("te2-t5") and te1 in (None, 768) and len(w) <= 2:
         return Finding(f"{words}: CLIP-L and T5 (Flux)", frozenset({"flux"}))
     if set(w) == {"te1", "te2"} and te1 == 768 and te2 == 1280:
@@ -199,8 +230,20 @@ def _is_unet(f: str) -> bool:
 _TE_PREFIXES = ("lora_te", "text_encoder", "cond_stage_model", "conditioner")
 
 
+def _is_llm(f: str) -> bool:
+    """A causal-LM decoder layer (``model.layers.N.self_attn…``, ``transformer.h.N.attn.c_attn``, …)."""
+    if _is_te(f):
+        return False
+    if ("layers_" in f and ("self_attn_q_proj" in f or "self_attn_qkv_proj" in f or "query_key_value" in f
+                            or "self_attn_o_proj" in f or "mlp_gate_proj" in f or "mlp_down_proj" in f)):
+        return True
+    return "h_" in f and ("attn_c_attn" in f or "query_key_value" in f or "mlp_c_fc" in f or "attn_c_proj" in f
+                          or "mlp_dense_h_to_4h" in f or "self_attention_dense" in f)
+
+
 def _is_te(f: str) -> bool:
-    return f.startswith(("lora_te", "text_encoder")) or "text_model_" in f
+    """A text-encoder layer; CLIP as transformers 5 names it has no ``text_model.`` but ``encoder.layers``."""
+    return f.startswith(("lora_te", "text_encoder", "encoder_layers_")) or "text_model_" in f
 
 
 def _te_part(f: str) -> str:

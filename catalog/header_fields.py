@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from catalog.registry import FAMILIES
+
 MODELSPEC = "modelspec"
 KOHYA = "kohya ss_*"
 TOP_TAGS = 10
@@ -28,18 +30,17 @@ TRAINING_KEYS = (
     "ss_training_started_at", "ss_training_finished_at", "ss_training_comment",
 )
 
-#: substrings of a claim (lower-cased) and the family they name; first match wins
+#: substrings of a claim (lower-cased) and the family they name; first match wins: the SD
+#: spellings first (they contain digits the others share), then each registry family's words,
+#: then the free-text spellings of sidecars (A1111 "sd version", Civitai "baseModel"), most generic last
 _CLAIM_WORDS = (
-    ("stable-diffusion-xl", "sdxl"), ("sdxl", "sdxl"), ("sd_xl", "sdxl"),
+    ("stable-diffusion-xl", "sdxl"), ("sdxl", "sdxl"), ("sd_xl", "sdxl"), ("animagine", "sdxl"),
     ("stable-diffusion-v3", "sd3"), ("stable-diffusion-3", "sd3"), ("sd3", "sd3"),
     ("stable-diffusion-v2", "sd2"), ("sd_v2", "sd2"), ("v2-1", "sd2"), ("v2-0", "sd2"),
     ("stable-diffusion-v1", "sd1"), ("sd_v1", "sd1"), ("v1-5", "sd1"), ("sd15", "sd1"),
-    ("flux-2", "flux2"), ("flux.2", "flux2"), ("flux2", "flux2"), ("flux", "flux"),
-    ("qwen-image", "qwen-image"), ("qwen_image", "qwen-image"),
-    ("hunyuan-video", "hunyuan-video"), ("hunyuan_video", "hunyuan-video"),
-    ("wan2", "wan"), ("wan-2", "wan"), ("wan_2", "wan"),
     ("pony", "sdxl"), ("illustrious", "sdxl"), ("noobai", "sdxl"),
-    # free-text spellings of sidecars (A1111 "sd version", Civitai "baseModel"), most generic last
+    *sorted(((word, fam.name) for fam in FAMILIES.values() if fam.name not in ("sd1", "sd2", "sdxl")
+             for word in fam.claims if word != "sd 3"), key=lambda pair: -len(pair[0])),
     ("sd 3", "sd3"), ("sd 2", "sd2"), ("sd2", "sd2"), ("2.1", "sd2"),
     ("sd 1", "sd1"), ("sd1", "sd1"), ("1.5", "sd1"), ("xl", "sdxl"),
 )

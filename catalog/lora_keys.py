@@ -160,7 +160,9 @@ def _pairs(index: KeyIndex, down: str, up: str, adapter_config: dict | None) -> 
     elif first.startswith("lycoris_"):
         fmt = "lycoris"
     else:
-        fmt = "diffusers" if "." in first else "kohya"
+        # a dotted module path (the first module of a bare file may be a top-level one: x_embedder)
+        dotted = "." in first or any("." in a[: -len(down)] for a in (anchors[len(anchors) // 2], anchors[-1]))
+        fmt = "diffusers" if dotted else "kohya"
     conv: frozenset[int] = frozenset()
     ndims = set(map(len, down_shapes))
     if 4 in ndims:
@@ -255,10 +257,13 @@ def _other_lycoris(index: KeyIndex) -> LoraKeys | None:
     return None
 
 
-def checkpoint_layout(index: KeyIndex) -> LoraKeys | None:
-    """A full model misfiled as a LoRA: its own weights give the widths."""
+def checkpoint_layout(index: KeyIndex, *, known: bool = False) -> LoraKeys | None:
+    """A full model misfiled as a LoRA: its own weights give the widths.
+
+    ``known``: the key names already said it is a full model, so no size test is needed.
+    """
     names, shapes = index.names, index.shapes
-    big = sum(1 for s in shapes if len(s) == 2 and min(s) >= 256)
+    big = 8 if known else sum(1 for s in shapes if len(s) == 2 and min(s) >= 256)
     if big < 8 and not any(n.startswith(_CHECKPOINT_PREFIXES) for n in names):
         return None
     positions = [p for p, (n, s) in enumerate(zip(names, shapes)) if n.endswith(".weight") and len(s) in (2, 4)]

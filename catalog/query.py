@@ -18,11 +18,12 @@ from . import stored_metadata
 from .errors import AmbiguousName, EntryNotFound, PathOutsideLibrary
 from .library import Library
 from .db import JSON_COLUMNS, decode
+from .registry import base_filter, base_words
 
 #: the ``ls --json`` contract, in order
 PUBLIC_FIELDS = (
     "path", "category", "theme", "name", "kind", "format", "network", "base_model",
-    "base_model_name", "rank", "alpha", "dtype", "tensor_count", "parts", "size",
+    "base_model_name", "base_variant", "base_candidates", "arch", "model_kind", "rank", "alpha", "dtype", "tensor_count", "parts", "size",
     "trigger_words", "strength", "strength_range", "notes", "source", "previews",
     "warnings", "error",
 )
@@ -102,8 +103,12 @@ def search(lib: Library, query: str, *, limit: int = 200, category: str | None =
 
     CJK text has no spaces between words, so its runs of characters match as
     substrings anywhere (``风景`` finds ``自然风景``) through :func:`_search_cjk`;
-    other words in the same query still match as word prefixes.
+    other words in the same query still match as word prefixes. A word that names a
+    family or SDXL variant (``flux``, ``qwen-image``, ``pony``) filters the base model
+    instead, unless ``base`` is already given.
     """
+    if base is None:
+        query, base = base_words(query)
     runs = cjk_runs(query[:MAX_QUERY_CHARS])
     if runs:
         return _search_cjk(lib, query, runs, limit=limit, category=category, base=base, fmt=fmt)
@@ -302,7 +307,7 @@ def _filters(*, category: str | None = None, theme: str | None = None, base: str
              fmt: str | None = None, table: str = "") -> tuple[str, list]:
     prefix = f"{table}." if table else ""
     clauses, args = [], []
-    for col, value in (("category", category), ("theme", theme), ("base_model", base),
+    for col, value in (("category", category), ("theme", theme), base_filter(base or ""),
                        ("format", fmt)):
         if value:
             clauses.append(f"{prefix}{col} = ?")

@@ -17,6 +17,7 @@ from .analyze import forget as forget_headers
 from .db import JSON_COLUMNS, decode  # noqa: F401  (decode: re-exported for callers of rows)
 from .header_fields import claim_family
 from .library import Library
+from .registry import sdxl_variant
 from .stored_metadata import bounded, bounded_field
 from .walk import Candidate, category_theme, entry_name
 
@@ -62,6 +63,7 @@ def build_row(cand: Candidate, facts: dict) -> tuple[dict, dict]:
         "name": entry_name(cand.rel), "size": cand.size, "mtime_ns": cand.mtime_ns,
         "inode": cand.inode, "sidecar_sig": cand.sidecar_sig,
         "format": None, "network": None, "base_model": "unknown", "base_model_name": None,
+        "base_variant": None, "arch": None, "model_kind": None, "base_candidates": [],
         "evidence": None, "rank": None, "alpha": None, "alpha_source": None, "dtype": None,
         "tensor_count": None, "parts": [], "has_conv": 0, "data_size": None,
         "header_digest": None, "warnings": [], "error": None,
@@ -102,16 +104,44 @@ def _merge_cards(cand: Candidate, row: dict) -> None:
     if cand.kind == "folder":
         folder = cand.rel
     row["previews"] = [f"{folder}/{p}" if folder else p for p in result.previews]
+    _claim_picks(row)
     sources.update(_fact_sources(row))
     row["sources"] = sources
     row["card_digest"] = result.card_digest
     row["warnings"] = row["warnings"] + [f"sidecar: {w}" for w in result.warnings]
+    row["base_variant"] = sdxl_variant(row["base_model"], row.get("base_model_claim"), row.get("base_model_name")) \
+        or row.get("base_variant")
     claim = claim_family(row.get("base_model_claim"))
-    if claim and row["base_model"] not in ("unknown", None, claim) and row["format"] != "pickle":
+    if claim and row["base_model"] not in ("unknown", None, claim, "llm") and row["format"] != "pickle":
         row["warnings"].append(
             f"card says the base is {row['base_model_claim']!r} ({claim}) but the tensor shapes say "
             f"{row['base_model']} — the shapes win; fix the card")
     row["scanned_at"] = time.time()
+
+
+_UNSETTLED = "base model unknown: the shapes fit "
+_UNSETTLED_END = ") and nothing settles which"
+
+
+def _claim_picks(row: dict) -> None:
+    """A card's base-model claim picks among the families the shapes allow (never against them).
+
+    The header alone said "flux or chroma"; a Civitai ``baseModel: Flux.1 D`` or a Hub card's
+    ``base_model`` settles it, as header metadata would have. Re-run on every card change, so
+    the shapes' words move between the warning (unsettled) and the evidence (picked).
+    """
+    candidates = row.get("base_candidates") or []
+    if not candidates:
+        return
+    line = next((w for w in row["warnings"] if w.startswith(_UNSETTLED) and w.endswith(_UNSETTLED_END)), None)
+    shapes = row.get("evidence") if line is None else line[line.index(" (") + 2: -len(_UNSETTLED_END)]
+    claim = claim_family(row.get("base_model_claim"))
+    if claim in candidates:
+        row["warnings"] = [w for w in row["warnings"] if w is not line]
+        row["base_model"], row["evidence"] = claim, shapes
+    elif line is None:  # a claim that picked before is gone: back to unknown, with the reason
+        row["base_model"], row["evidence"] = "unknown", None
+        row["warnings"].append(f"{_UNSETTLED}{' or '.join(candidates)} ({shapes}{_UNSETTLED_END}")
 
 
 def _fact_sources(row: dict) -> dict[str, str]:
@@ -119,6 +149,9 @@ def _fact_sources(row: dict) -> dict[str, str]:
     if row.get("format") and row["format"] != "pickle" and not row.get("error"):
         out["format"] = "tensor keys"
         out["base_model"] = f"tensor shapes: {row.get('evidence') or 'no evidence'}"
+        if row.get("base_candidates") and row.get("base_model") != "unknown":
+            out["base_model"] += (f" (fit {'/'.join(row['base_candidates'])}; the card's base model "
+                                  f"{row.get('base_model_claim')!r} picks {row['base_model']})")
         if row.get("rank") is not None:
             out["rank"] = "tensor shapes"
         out["alpha"] = row.get("alpha_source") or "unknown"

@@ -29,7 +29,10 @@ def show_cmd(ctx, entry: str, as_json: bool) -> None:
     sources = info.get("sources") or {}
     fields = [
         ("path", info["path"]), ("format", _fmt_network(info)),
-        ("base model", info["base_model"]), ("base model name", info["base_model_name"]),
+        ("base model", info["base_model"]), ("base variant", info.get("base_variant")),
+        ("architecture", info.get("arch")), ("model kind", info.get("model_kind")),
+        ("candidates", " or ".join(info.get("base_candidates") or []) if info["base_model"] == "unknown" else None),
+        ("base model name", info["base_model_name"]),
         ("evidence", info["evidence"]), ("rank", info["rank"]),
         ("alpha", f"{info['alpha']} ({info['alpha_source']})" if info["alpha"] is not None
          else f"— ({info['alpha_source']})" if info["alpha_source"] else None),

@@ -122,14 +122,30 @@ LS_FIELDS = ("name", "category", "theme", "base_model", "format", "rank", "stren
 def _ls_rows(entries: list[dict]):
     for e in entries:
         mark = "✗ " if e["error"] else ""
-        yield (mark + e["name"], e["category"], e["theme"], e["base_model"], e["format"],
+        base = f"{e['base_model']} ({e['base_variant']})" if e.get("base_variant") else e["base_model"]
+        yield (mark + e["name"], e["category"], e["theme"], base, e["format"],
                e["rank"], e["strength"], ", ".join(e["trigger_words"] or []), e["path"])
+
+
+def _check_base(base: str) -> str:
+    """A base name from the registry's vocabulary; a typo is a usage error naming the nearest ones."""
+    import difflib
+
+    from catalog.registry import BASE_NAMES
+
+    low = base.strip().lower()
+    if low in BASE_NAMES:
+        return low
+    near = difflib.get_close_matches(low, BASE_NAMES, n=3, cutoff=0.5)
+    hint = f" — did you mean {' or '.join(near)}?" if near else f"; known: {', '.join(BASE_NAMES)}"
+    raise click.BadParameter(f"{base!r} is not a base model lutnav names{hint}", param_hint="--base")
 
 
 @cli.command("ls")
 @click.option("--category", help="Only this category (first folder level).")
 @click.option("--theme", help="Only this theme (second folder level).")
-@click.option("--base", help="Only this base model: sd1, sd2, sdxl, flux, llm, unknown, …")
+@click.option("--base", help="Only this base model (sd1, sdxl, flux, flux2, qwen-image, wan, z-image, llm, "
+              "unknown, … — see the README) or SDXL variant (pony, illustrious, noobai).")
 @click.option("--format", "fmt", help="Only this format: kohya, diffusers, peft, lycoris, pickle, …")
 @click.option("--sort", default="path", show_default=True, type=click.Choice(sorted(SORTABLE)),
               help="Column to sort by.")
@@ -140,6 +156,8 @@ def ls_cmd(ctx, category, theme, base, fmt, sort, limit, as_json) -> None:
     """List entries (scans first if the library was never indexed)."""
     from catalog.query import iter_entries
 
+    if base is not None:
+        base = _check_base(base)
     lib = open_library(ctx)
     ensure_indexed(lib)
     filters = dict(category=category, theme=theme, base=base, fmt=fmt, order_by=sort, limit=limit)
@@ -163,7 +181,10 @@ def ls_cmd(ctx, category, theme, base, fmt, sort, limit, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of entries.")
 @click.pass_context
 def search_cmd(ctx, query: str, limit: int, as_json: bool) -> None:
-    """Full-text search over name, theme, trigger words, notes and tags."""
+    """Full-text search over name, theme, trigger words, notes and tags.
+
+    A word naming a base model or SDXL variant (flux, qwen-image, pony, …) filters by it.
+    """
     lib = open_library(ctx)
     ensure_indexed(lib)
     entries = lib.search(query, limit=limit)

@@ -72,6 +72,9 @@ def _show(paths: list[Path]) -> None:
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Merge into this .safetensors file (exact rank concatenation).")
 @click.option("--rank", type=int, default=None, help="With --out: SVD-compress every module to this rank.")
+@click.option("--to", "to", type=click.Choice(["kohya", "comfyui", "diffusers", "peft"]), default=None,
+              help="With --out on a transformer family (Flux, Qwen-Image, Wan, …): the key spelling to write "
+                   "(default: the inputs' own when their usual client loads it). SD merges are kohya.")
 @click.option("--into-model", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="With --out: bake the blend into this full .safetensors checkpoint.")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace an existing --out file.")
@@ -80,7 +83,7 @@ def _show(paths: list[Path]) -> None:
 @click.option("--preview", is_flag=True, help=f"Sample each LoRA and the blend ({DIFFUSERS_HELP}).")
 @_sampling_options
 @click.pass_context
-def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwrite, force, preview,
+def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, to, into_model, overwrite, force, preview,
             prompt, negative_prompt, seed, steps, size, guidance, model) -> None:
     """Blend LoRAs: guards, then the A1111/Forge tag line (or a merge, a chain, previews).
 
@@ -148,7 +151,7 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, into_model, overwr
     if into_model is not None:
         merged = _bake(lib, items, into_model, out, bool(overwrite))
     elif out is not None:
-        merged = _merge(lib, items, out, rank, bool(overwrite))
+        merged = _merge(lib, items, out, rank, bool(overwrite), to)
     elif comfy:
         from .mix.tags import comfy_chain
 
@@ -208,7 +211,7 @@ def _from_recipe(settings, table: dict, ctx):
     return settings
 
 
-def _merge(lib, items, out: Path, rank: int | None, overwrite: bool) -> Path:
+def _merge(lib, items, out: Path, rank: int | None, overwrite: bool, to: str | None = None) -> Path:
     from .mix.blend import write_merged
 
     command = "lutnav mix " + " ".join(f"{i.name}:{i.weight:g}" for i in items) + f" --out {out.name}"
@@ -218,7 +221,7 @@ def _merge(lib, items, out: Path, rank: int | None, overwrite: bool) -> Path:
             bar.length = total
             bar.update(done - bar.pos)
         result = write_merged(lib, items, out, rank=rank, overwrite=overwrite, command=command,
-                              progress=step)
+                              progress=step, to=to)
     how = f"SVD rank {rank}" if rank is not None else "exact"
     click.echo(f"wrote {result.path} ({result.modules} modules, {how}, max rank {result.rank}, "
                f"{result.seconds:.2f} s)", err=True)
@@ -255,7 +258,9 @@ def _bake(lib, items, base: Path, out: Path, overwrite: bool) -> Path:
 
 @click.command("convert")
 @click.argument("source")
-@click.option("--to", "to", type=click.Choice(["kohya", "diffusers"]), required=True)
+@click.option("--to", "to", type=click.Choice(["kohya", "diffusers", "comfyui", "peft"]), required=True,
+              help="kohya or diffusers for SD; for transformer families any spelling its clients load "
+                   "(`lutnav check` says which).")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Output file (default: <stem>.<to>.safetensors beside the source).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
@@ -265,6 +270,9 @@ def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) ->
 
     SOURCE is an entry name, or a path (with a '/', or starting with '.' or '~'). Tensor data is copied as is; the real
     alpha is kept (kohya) or folded into lora_B where alpha != rank (diffusers).
+    Transformer families (Flux, Qwen-Image, Wan, …) also convert --to comfyui or
+    peft; a target no client loads for that family is refused with the ones that work.
+    XLabs Flux files become the original layers they adapt (exact).
     """
     from .mix.convert import convert_file, default_output
 
@@ -313,17 +321,24 @@ def _index_if_inside(ctx, lib, path: Path) -> None:
 @click.pass_context
 def check_cmd(ctx, name: str, client: str, show_keys: bool, as_json: bool) -> None:
     """Which of a LoRA's keys a client maps, and which it would silently drop."""
+    from catalog.classify import classify
+    from catalog.clients import CLIENTS, check_client
     from catalog.header import read_header
 
-    from catalog.clients import CLIENTS, check_client
     from .mix.tensors import lora_weights
 
-    keys = list(read_header(lora_weights(locate(ctx, name).path)).tensors)
-    reports = [check_client(keys, c) for c in (CLIENTS if client == "all" else [client])]
+    path = locate(ctx, name).path
+    header = read_header(lora_weights(path))
+    config = path / "adapter_config.json" if path.is_dir() else None
+    family = classify(header, _json_or_none(config)).base_model
+    keys = list(header.tensors)
+    reports = [check_client(keys, c, family) for c in (CLIENTS if client == "all" else [client])]
     if as_json:
-        echo_json([{"client": r.client, "total": r.total, "mapped": r.mapped, "dropped": r.dropped,
-                    "unknown": r.unknown, "reason": r.reason, "fix": r.fix} for r in reports])
+        echo_json([{"client": r.client, "family": family, "total": r.total, "mapped": r.mapped,
+                    "dropped": r.dropped, "unknown": r.unknown, "reason": r.reason, "fix": r.fix}
+                   for r in reports])
         return
+    click.echo(f"{path.name}: base model {family}")
     for r in reports:
         click.echo(r.summary())
         shown = r.dropped if show_keys else r.dropped[:5]
@@ -331,6 +346,19 @@ def check_cmd(ctx, name: str, client: str, show_keys: bool, as_json: bool) -> No
             click.echo(f"  dropped: {key}")
         if len(r.dropped) > len(shown):
             click.echo(f"  … {len(r.dropped) - len(shown)} more (--keys lists them)")
+
+
+def _json_or_none(path: Path | None) -> dict | None:
+    """A PEFT folder's adapter_config.json (for its base model), or None."""
+    import json
+
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @click.command("preview")

@@ -320,7 +320,8 @@ FLUX_DOUBLE = {"img_attn_qkv": (3072, 9216), "img_attn_proj": (3072, 3072), "img
     ("XLabs flux", blocks("double_blocks.{}.processor.{}", 19, {
         "qkv_lora1": (3072, 9216), "proj_lora1": (3072, 3072), "qkv_lora2": (3072, 9216)}), "flux", "diffusers"),
     ("ComfyUI flux", blocks("diffusion_model.double_blocks.{}.{}", 19, {
-        "img_attn.qkv": (3072, 9216), "img_mlp.0": (3072, 12288)}), "flux", "diffusers"),
+        "img_attn.qkv": (3072, 9216), "img_mlp.0": (3072, 12288), "img_mod.lin": (3072, 18432)}), "flux",
+     "diffusers"),
     ("kohya flux, some single blocks only", blocks("lora_unet_single_blocks_{}_{}", 20, {
         "linear1": (3072, 21504), "linear2": (15360, 3072), "modulation_lin": (3072, 9216)}, start=7), "flux",
      "kohya"),

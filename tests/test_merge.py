@@ -166,18 +166,60 @@ def test_alpha_of_a_diffusers_file_comes_from_its_adapter_metadata(tmp_path):
     assert alphas == {"down_blocks": 2.0, "mid_block/mid": 8.0, "text_model": 1.0}
 
 
-def test_loha_entries_cannot_be_merged(tmp_path):
+@pytest.mark.parametrize("network", ["loha", "lokr"])
+def test_loha_and_lokr_merge_as_their_exact_dense_delta(tmp_path, network):
+    """LoHa/LoKr factor exactly into a low-rank pair, so the merge is the weighted dense sum."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
     from catalog.layouts import lora_tensors
-    from catalog.writer import write_safetensors
 
     root = tmp_path / "loras"
     mods = pick("sd1", SD1_PICK)
     (root / "style/l").mkdir(parents=True)
-    tensors = {k: (d, list(s), None) for k, (d, s) in lora_tensors(mods, 4, 2.0, network="loha").items()}
-    write_safetensors(root / "style/l/loha.safetensors", tensors)
+    rng = np.random.default_rng(5)
+    spec = lora_tensors(mods, 4, 2.0, network=network)
+    arrays = {k: (np.array(2.0, np.float32) if k.endswith(".alpha") else
+                  (rng.standard_normal(s) * 0.1).astype(np.float32)) for k, (d, s) in spec.items()}
+    save_file(arrays, str(root / f"style/l/{network}.safetensors"))
     lib = build_library(root)
-    res = run(lib, "mix", "loha:0.5", "ink:0.3", "--out", str(root / "style/l/x.safetensors"))
-    assert res.exit_code == 1 and "hada_w" in res.output
+    out = root / "style/l/x.safetensors"
+    res = run(lib, "mix", f"{network}:0.5", "ink:0.3", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    t = load_file(str(out))
+    for m in mods:
+        name = m.name
+        if network == "loha":
+            w = (arrays[f"{name}.hada_w1_a"] @ arrays[f"{name}.hada_w1_b"]) * \
+                (arrays[f"{name}.hada_w2_a"] @ arrays[f"{name}.hada_w2_b"]) * (2.0 / 4)
+        else:
+            w2 = arrays[f"{name}.lokr_w2_a"] @ arrays[f"{name}.lokr_w2_b"] if f"{name}.lokr_w2_a" in arrays \
+                else arrays[f"{name}.lokr_w2"]
+            scale = 2.0 / 4 if f"{name}.lokr_w2_a" in arrays else 1.0
+            w = np.kron(arrays[f"{name}.lokr_w1"], w2) * scale
+        want = 0.5 * w
+        ink = dense(lib.abspath("style/ink/ink.safetensors"))
+        parsed = parse_key(name + ".alpha").module
+        if parsed in ink:
+            want = want + 0.3 * ink[parsed]
+        down, up = t[name + ".lora_down.weight"].astype(np.float64), t[name + ".lora_up.weight"].astype(np.float64)
+        got = (float(t[name + ".alpha"]) / down.shape[0]) * up @ down
+        assert np.abs(got - want).max() <= 2e-3 * np.abs(want).max(), name
+
+
+def test_lycoris_conv_tucker_cores_are_refused_with_the_reason(tmp_path):
+    from catalog.writer import write_safetensors
+
+    root = tmp_path / "loras"
+    (root / "style/l").mkdir(parents=True)
+    name = "lora_unet_down_blocks_0_resnets_0_conv1"
+    tensors = {f"{name}.{r}": ("F16", s, None) for r, s in (
+        ("hada_w1_a", [320, 4]), ("hada_w1_b", [4, 320]), ("hada_w2_a", [320, 4]), ("hada_w2_b", [4, 320]),
+        ("hada_t1", [4, 4, 3, 3]), ("hada_t2", [4, 4, 3, 3]))}
+    write_safetensors(root / "style/l/tucker.safetensors", tensors)
+    lib = build_library(root)
+    res = run(lib, "mix", "tucker:0.5", "ink:0.3", "--out", str(root / "style/l/x.safetensors"))
+    assert res.exit_code == 1 and "Tucker" in res.output and "hada_t1" in res.output
     assert not (root / "style/l/x.safetensors").exists()
 
 

@@ -126,7 +126,7 @@ def test_check_reports_what_each_client_drops(lib):
     assert len(reports["a1111"]["dropped"]) == 10
     assert reports["diffusers"]["dropped"] == []
     res = run(lib, "check", "ink", "--client", "comfyui")
-    assert res.exit_code == 0 and "maps 15 of 15 tensors" in res.output
+    assert res.exit_code == 0 and "will load 15 of 15 tensors" in res.output
 
 
 def test_convert_to_kohya_then_every_client_maps_everything(lib, tmp_path):

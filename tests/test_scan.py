@@ -303,7 +303,7 @@ def test_the_library_count_follows_adds_removals_and_an_index_made_before_it_was
     lib.db.execute("drop table _counts")
     for name in ("entries_counts_insert", "entries_counts_delete"):
         lib.db.execute(f"drop trigger [{name}]")
-    lib.db.execute("delete from _sqlite_migrations where name = 'm003_entry_count'")
+    lib.db.execute("delete from _sqlite_migrations where name = 'm004_entry_count'")
     lib.db.conn.commit()
     reopened = Library(root)
     assert browse.count(reopened, browse.View()) == exact()

@@ -44,6 +44,16 @@ class BakeResult:
 def checkpoint_target(keys: set[str], module: tuple[str, str], family: str | None):
     """``(checkpoint key, row slice or None)`` that a LoRA module adapts, or ``None``."""
     part, path = module
+    if part == "transformer":  # a transformer family: the module's own name under the checkpoint's prefix
+        from catalog.dit_keys import dotted
+
+        name = dotted(path)
+        for key in (f"{root}{name}.weight" for root in ("", "model.diffusion_model.", "diffusion_model.", "net.")):
+            if name is not None and key in keys:
+                return key, None
+        return None
+    if part not in (UNET, TE1, TE2):
+        return None
     if part == UNET:
         for key in (f"model.diffusion_model.{diffusers_to_ldm(path, family or 'sd1')}.weight",
                     f"{path}.weight", f"unet.{path}.weight"):

@@ -18,15 +18,11 @@ from catalog.card_slot import CardSlot, claim_card
 from catalog.errors import PathOutsideLibrary
 from catalog.keynames import TE2, KeyName, kohya_key
 from catalog.library import Library
+from catalog.registry import FAMILIES
 from catalog.writer import encode_floats, write_safetensors
 
 from .errors import MixError, OutputDirMissing, OutputExists
 from .merge import MergeReport, check_rank, max_rank, merge_exact, merge_svd, module_union
-
-#: kohya/modelspec spellings of the base families
-SS_BASE = {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0"}
-ARCHITECTURE = {"sd1": "stable-diffusion-v1/lora", "sd2": "stable-diffusion-v2-768-v/lora",
-                "sdxl": "stable-diffusion-xl-v1-base/lora"}
 
 
 @dataclass
@@ -89,13 +85,14 @@ def claim_output(out: Path, *, overwrite: bool) -> tuple[Path, CardSlot]:
 
 
 def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int | None = None,
-                 overwrite: bool = False, command: str = "", progress=None) -> MergeResult:
+                 overwrite: bool = False, command: str = "", progress=None, to: str | None = None) -> MergeResult:
     """Merge ``items`` into ``out`` (exact, or SVD to ``rank``), card it and index it.
 
     Every module gets the same alpha (the top rank) with its own rank/alpha folded
     into ``up``: diffusers turns per-module kohya alphas into patterns that match
     no layer and applies the most common alpha everywhere, so varying alphas would
-    load at the wrong scale there.
+    load at the wrong scale there. Transformer families keep the inputs' shared spelling
+    when their usual client loads it, else ``to`` or the first that does (:mod:`.dit_output`).
     """
     from .tensors import load_lora
 
@@ -103,6 +100,10 @@ def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int |
     out, slot = claim_output(out, overwrite=overwrite)
     loras = [load_lora(lib.abspath(i.rel)) for i in items]
     weights = [i.weight for i in items]
+    if any(lora.names for lora in loras):
+        from .dit_output import harmonise
+
+        harmonise(loras, blend_family(items, loras), to)
     if rank is not None:
         check_rank(rank, loras)
     tags = {lora.dtype for lora in loras}
@@ -111,21 +112,53 @@ def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int |
     top_rank = min(rank, max_rank(loras)) if rank is not None else max_rank(loras)
     report = MergeReport()
     total = len(module_union(loras))
-    gen = (merge_svd(loras, weights, rank, tag, top_rank, report) if rank is not None
-           else merge_exact(loras, weights, tag, top_rank))
+    namer = _namer(loras, family, to)
+    with_alpha = namer is None or namer[2]
+    gen = (merge_svd(loras, weights, rank, tag, top_rank if with_alpha else None, report) if rank is not None
+           else merge_exact(loras, weights, tag, top_rank if with_alpha else None))
     alpha = ("F32", [], encode_floats([float(top_rank)], "F32"))
     tensors = {}
     for done, (module, down, up) in enumerate(gen, 1):
-        base = KeyName(module[0], module[1], "down", "kohya")
-        tensors[kohya_key(base, family=family)] = (tag, list(down.shape), _bytes(down))
-        tensors[kohya_key(_role(base, "up"), family=family)] = (tag, list(up.shape), _bytes(up))
-        tensors[kohya_key(_role(base, "alpha"), family=family)] = alpha
+        if namer is None:
+            base = KeyName(module[0], module[1], "down", "kohya")
+            keys = (kohya_key(base, family=family), kohya_key(_role(base, "up"), family=family),
+                    kohya_key(_role(base, "alpha"), family=family))
+        else:
+            name = namer[0](module)
+            keys = (name + namer[1][0], name + namer[1][1], name + ".alpha" if with_alpha else None)
+        tensors[keys[0]] = (tag, list(down.shape), _bytes(down))
+        tensors[keys[1]] = (tag, list(up.shape), _bytes(up))
+        if keys[2] is not None:
+            tensors[keys[2]] = alpha
         if progress is not None:
             progress(done, total)
     metadata = merge_metadata(items, family, top_rank, rank, command, out)
+    if namer is not None:
+        metadata["lutnav_key_spelling"] = namer[3]
     write_safetensors(out, tensors, metadata)  # temp file + rename: never half a LoRA
     rel = _enter_catalog(lib, items, out, slot, rank, command)
     return MergeResult(out, rel, report, total, top_rank, time.perf_counter() - start)
+
+
+def _namer(loras: list, family: str | None, to: str | None):
+    """For a transformer family: (module -> key stem, (down, up) suffixes, writes alpha, spelling); else None."""
+    if not any(lora.names for lora in loras):
+        if to not in (None, "kohya"):
+            raise MixError(f"--to {to}: SD merges are written with kohya names (every client loads them)")
+        return None
+    from .dit_output import choose_target, module_key, role_suffixes
+
+    if family is None:
+        raise MixError("the base model of these LoRAs is unknown, so lutnav cannot pick key names for the "
+                       "merged file", hint="check `lutnav show` for each; merge LoRAs of a family lutnav names")
+    target, names = choose_target(loras, family, to)
+    written = {}
+    for lora in loras:
+        for module, d in lora.names.items():
+            written.setdefault(module, d)
+    down, up, alpha = role_suffixes(target)
+    return (lambda module: module_key(module, written.get(module), target, family)), (down, up), alpha, \
+        f"{target}:{names}"
 
 
 def _bytes(arr) -> memoryview:
@@ -154,9 +187,10 @@ def merge_metadata(items: list[BlendItem], family: str | None, top_rank: int,
             f"{i.name}:{i.weight:g}" for i in items),
         "modelspec.merge_recipe": json.dumps(recipe, ensure_ascii=False),
     }
-    if family in SS_BASE:
-        meta["ss_base_model_version"] = SS_BASE[family]
-        meta["modelspec.architecture"] = ARCHITECTURE[family]
+    fam = FAMILIES.get(family or "")
+    if fam is not None and fam.ss_base:
+        meta["ss_base_model_version"] = fam.ss_base
+        meta["modelspec.architecture"] = fam.architecture
     return meta
 
 

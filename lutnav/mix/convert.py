@@ -21,11 +21,13 @@ from catalog.card_file import write_card
 from catalog.card_slot import claim_card
 from catalog.header import read_header, read_scalars
 from catalog.keynames import KeyName, diffusers_key, kohya_key, parse_key
+from catalog.registry import FAMILIES
 from catalog.writer import encode_floats, write_safetensors
 
 from .errors import MergeInputError, MissingExtra, MixError, OutputDirMissing, OutputExists
 
-TARGETS = ("kohya", "diffusers")
+TARGETS = ("kohya", "diffusers", "comfyui", "peft")
+_SD = ("sd1", "sd2", "sdxl")
 
 
 @dataclass
@@ -63,7 +65,13 @@ def convert_file(src: str | Path, to: str, out: str | Path | None = None, *,
         raise OutputExists("file exists", path=out)
     slot = claim_card(out, replace=overwrite, is_folder=False)
     header = read_header(file)
-    family = family or _family(classify(header), header)
+    detected = classify(header)
+    if detected.base_model not in (*_SD, "unknown", "llm"):
+        return _convert_dit(src, to, out, detected.base_model, header.metadata)
+    if to not in ("kohya", "diffusers"):
+        raise MixError(f"--to {to} is for transformer families (Flux, Qwen-Image, Wan, …); SD LoRAs convert "
+                       "--to kohya or --to diffusers", path=src)
+    family = family or _family(detected, header)
     groups = _group(file, header)
     alpha_of = _fallback_alphas(src, header.metadata)
     stored = read_scalars(header, [r["alpha"] for r in groups.values() if "alpha" in r])
@@ -112,6 +120,41 @@ def source_card(src: Path) -> dict:
 
     fields = read_entry_cards(src, {}, {}).fields
     return {key: value for key, (value, _) in fields.items() if key != "previews"}
+
+
+def _convert_dit(src: Path, to: str, out: Path, family: str, meta: dict[str, str]) -> ConvertResult:
+    """A transformer-family LoRA in the spelling ``to``: names from the registry, alpha kept or folded."""
+    from lutnav.tensors import as_float, from_float, load_lora
+
+    from .dit_output import choose_target, harmonise, module_key, role_suffixes
+
+    lora = load_lora(src)
+    harmonise([lora], family, to)
+    target, names = choose_target([lora], family, to)
+    down_s, up_s, with_alpha = role_suffixes(target)
+    tensors: dict[str, tuple] = {}
+    folded = 0
+    for module, f in lora.modules.items():
+        stem = module_key(module, lora.names.get(module), target, family)
+        up = f.up
+        if with_alpha:
+            tensors[stem + ".alpha"] = ("F32", [], encode_floats([f.alpha], "F32"))
+        elif abs(f.alpha - f.rank) > 1e-6 * f.rank:
+            up = from_float(as_float(f.up, f.dtype) * (f.alpha / f.rank), f.dtype)
+            folded += 1
+        for key, arr in ((stem + down_s, f.down), (stem + up_s, up)):
+            if key in tensors:
+                raise MergeInputError(f"two modules map to the same key {key!r}", path=src)
+            tensors[key] = (f.dtype, list(arr.shape), memoryview(arr).cast("B") if arr.flags.c_contiguous
+                            else arr.tobytes())
+    metadata = {k: v for k, v in meta.items() if k != "lora_adapter_metadata"}
+    metadata["lutnav_converted_to"] = f"{target}:{names}"
+    fam = FAMILIES[family]
+    if fam.ss_base:  # the new spelling may no longer show the family (XLabs names did): say it
+        metadata.setdefault("ss_base_model_version", fam.ss_base)
+        metadata.setdefault("modelspec.architecture", fam.architecture)
+    write_safetensors(out, tensors, metadata)
+    return ConvertResult(out, len(tensors), len(lora.modules), folded, family)
 
 
 def _as(name: KeyName, role: str) -> KeyName:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
+from catalog.registry import IMAGE_FAMILIES
+
 DEFAULTS = {"max_loras": 2, "max_total": 1.0, "weight_range": (-2.0, 2.0)}
 CONFIG_HINT = "[mix] in .lutnav/config.toml"
-IMAGE_FAMILIES = frozenset({"sd1", "sd2", "sdxl", "sd3", "flux", "flux2", "qwen-image", "wan"})
 
 
 @dataclass
@@ -170,11 +171,14 @@ def module_set(path: str | Path) -> set[tuple[str, str]]:
     if p.is_dir():
         p = p / "adapter_model.safetensors"
     out: set[tuple[str, str]] = set()
+    from catalog.dit_keys import parse_dit_key
+
     for key in read_header(p).tensors:
         name = parse_key(key)
         if name is not None:
             out.add(name.module)
+        elif (d := parse_dit_key(key)) is not None:
+            out.add(("transformer", d.flat))  # one identity for every prefix of the same names
         else:
-            stem = key.split(".lora")[0].split(".alpha")[0]
-            out.add(("other", stem))
+            out.add(("other", key))
     return out

@@ -92,8 +92,11 @@ def check_rank(rank: int, loras: list) -> None:
                        "for the exact merge")
 
 
-def merge_exact(loras: list, weights: list[float], out_tag: str, alpha: float) -> Iterator[tuple]:
-    """Yield ``(module, down, up)`` stored as ``out_tag``; downs are copied without conversion."""
+def merge_exact(loras: list, weights: list[float], out_tag: str, alpha: float | None) -> Iterator[tuple]:
+    """Yield ``(module, down, up)`` stored as ``out_tag``; downs are copied without conversion.
+
+    ``alpha`` None: the file will carry no alpha, so loaders take alpha = each module's rank.
+    """
     np = numpy()
     for module in module_union(loras):
         found = _parts(loras, weights, module)
@@ -108,7 +111,7 @@ def merge_exact(loras: list, weights: list[float], out_tag: str, alpha: float) -
         col = 0
         for _, w, f in found:  # scale and convert in one pass, straight into the stacked array
             source = f.up if f.dtype != "BF16" else as_float(f.up, f.dtype)
-            np.multiply(source, precision(w * f.scale * rank / alpha), out=up[:, col:col + f.rank])
+            np.multiply(source, precision(w * f.scale * rank / (alpha or rank)), out=up[:, col:col + f.rank])
             col += f.rank
         yield module, down, from_float(up, out_tag)
 
@@ -177,7 +180,7 @@ def truncate(up_cat, down_cat, rank: int):
     return new_up.numpy().reshape(up_shape), new_down.numpy().reshape(k, *down_cat.shape[1:]), error
 
 
-def merge_svd(loras: list, weights: list[float], rank: int, out_tag: str, alpha: float,
+def merge_svd(loras: list, weights: list[float], rank: int, out_tag: str, alpha: float | None,
               report: MergeReport) -> Iterator[tuple]:
     """Like :func:`merge_exact`, but each module with a larger stacked rank is cut to ``rank``."""
     np = numpy()
@@ -190,7 +193,7 @@ def merge_svd(loras: list, weights: list[float], rank: int, out_tag: str, alpha:
                 up, down, report.errors[module] = truncate(up, down, rank)
             k = int(down.shape[0])
             report.ranks[module] = k
-            yield module, from_float(down, out_tag), from_float(up * (k / alpha), out_tag)
+            yield module, from_float(down, out_tag), from_float(up * (k / (alpha or k)), out_tag)
 
 
 def delta(factors, weight: float = 1.0):

@@ -50,6 +50,11 @@ def header_rows(info: dict) -> list[tuple[str, str, str]]:
     net = info.get("network")
     fmt = f"{info['format']} ({net})" if net and net != info.get("format") else _text(info.get("format"))
     base = _text(info.get("base_model"))
+    extra = [x for x in (info.get("base_variant"), info.get("arch"), info.get("model_kind")) if x]
+    if extra:
+        base += f" ({', '.join(extra)})"
+    elif info.get("base_candidates") and base == "unknown":
+        base += f" ({' or '.join(info['base_candidates'])})"
     if info.get("base_model_name"):
         base += f" — {info['base_model_name']}"
     alpha = _text(info.get("alpha")) or "—"
