@@ -115,8 +115,8 @@ def scan_cmd(ctx: click.Context, full: bool, as_json: bool) -> None:
 
 LS_HEADERS = ("name", "category", "theme", "base", "format", "rank", "strength", "triggers", "path")
 #: the columns the ``ls`` table shows (``_ls_rows``), read without the rest
-LS_FIELDS = ("name", "category", "theme", "base_model", "format", "rank", "strength", "trigger_words", "path",
-             "error")
+LS_FIELDS = ("name", "category", "theme", "base_model", "base_variant", "format", "rank", "strength",
+             "trigger_words", "path", "error")
 
 
 def _ls_rows(entries: list[dict]):

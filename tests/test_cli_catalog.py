@@ -239,7 +239,7 @@ def test_ls_json_streams_the_same_document_and_stops_quietly_when_the_reader_doe
     streamed = run(root, "ls", "--json").output
     whole = orjson.dumps(Library(root).entries(), option=orjson.OPT_INDENT_2).decode() + "\n"
     assert streamed == whole
-    assert run(root, "ls", "--json", "--base", "nothing").output == "[]\n"
+    assert run(root, "ls", "--json", "--category", "nothing").output == "[]\n"
     head = subprocess.Popen([sys.executable, "-c", "from lutnav.cli import main; main()", "--library", str(root),
                              "ls", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
