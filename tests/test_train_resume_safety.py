@@ -185,8 +185,9 @@ def test_lutnav_train_refuses_with_one_line_and_exit_1(trained, tmp_path, how):
     marker = tmp_path / "pwned"
     root = tmp_path / "run"
     root.mkdir()
-    for name in ("tiny-llama", "facts.jsonl", "lib"):
+    for name in ("tiny-llama", "facts.jsonl"):
         os.symlink(trained / name, root / name)
+    (root / "lib").mkdir()  # an empty library: nothing but the checkpoint stands in the way
     shutil.copytree(trained / "output", root / "output")
     target = root / "output" / "checkpoint-4"
     plant(target / "training_state" / "custom_checkpoint_0.pkl", marker)

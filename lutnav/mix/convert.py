@@ -124,7 +124,7 @@ def source_card(src: Path) -> dict:
 
 def _convert_dit(src: Path, to: str, out: Path, family: str, meta: dict[str, str]) -> ConvertResult:
     """A transformer-family LoRA in the spelling ``to``: names from the registry, alpha kept or folded."""
-    from lutnav.tensors import as_float, from_float, load_lora
+    from .tensors import as_float, from_float, load_lora
 
     from .dit_output import choose_target, harmonise, module_key, role_suffixes
 

@@ -11,7 +11,7 @@ single-file converter maps them.
 
 from __future__ import annotations
 
-from lutnav.tensors import Factors, as_float, numpy
+from .tensors import Factors, as_float, numpy
 
 #: diffusers layer -> (original layer, row offset, rows), in multiples of the hidden width
 _DOUBLE = {"attn_to_q": ("img_attn_qkv", 0, 1), "attn_to_k": ("img_attn_qkv", 1, 1),
