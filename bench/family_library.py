@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from catalog.layouts import lora_tensors
-from catalog.writer import write_safetensors
+from lutnav.sample_loras import lora_tensors
+from catalog.files.safetensors_writer import write_safetensors
 
 GENERATOR_VERSION = 1
 MARKER = ".bench.json"
@@ -76,9 +76,9 @@ def ensure_mixed_library(root: Path, files: int) -> None:
 def detection_cost(root: Path, rounds: int = 5) -> dict[str, tuple[float, float]]:
     """Median µs of ``classify`` per header, by family: with the whole registry, and with a
     registry holding that family's layouts alone (headers read once, memo cleared each time)."""
-    from catalog import dit_specs
-    from catalog.classify import classify, forget
-    from catalog.header import read_header
+    from catalog.detect import dit_specs
+    from catalog.detect.classify import classify, forget
+    from catalog.files.header import read_header
 
     full = (dit_specs._BY_LAYER, dit_specs.KNOWN_GROUPS)
     out: dict[str, tuple[float, float]] = {}

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.measure import timed_lutnav  # noqa: E402
-from catalog.library import Library  # noqa: E402
+from catalog.index.library import Library  # noqa: E402
 from tests.lorafiles import write_kohya  # noqa: E402
 
 

@@ -31,8 +31,8 @@ RANK, WEIGHTS = 32, (0.7, 0.3)
 def write_inputs(root: Path) -> list[Path]:
     import numpy as np
 
-    from catalog.layouts import lora_modules
-    from catalog.writer import encode_floats, write_safetensors
+    from lutnav.sample_loras import lora_modules
+    from catalog.files.safetensors_writer import encode_floats, write_safetensors
 
     modules = lora_modules("sdxl", style="kohya")
     unet = sum(m.name.startswith("lora_unet_") for m in modules)
@@ -147,7 +147,7 @@ def main() -> None:
     root = work / "loras"
     try:
         write_inputs(root)
-        from catalog.library import Library
+        from catalog.index.library import Library
 
         lib = Library(root)
         lib.db  # noqa: B018

@@ -45,9 +45,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from catalog.layouts import lora_modules, lora_tensors  # noqa: E402
-from catalog.library import Library  # noqa: E402
-from catalog.writer import write_safetensors  # noqa: E402
+from lutnav.sample_loras import lora_modules, lora_tensors  # noqa: E402
+from catalog.index.library import Library  # noqa: E402
+from catalog.files.safetensors_writer import write_safetensors  # noqa: E402
 
 GENERATOR_VERSION = 2
 VARIED_VERSION = 1
@@ -315,7 +315,7 @@ def mixed_families(args) -> None:
         report(label, seconds, f"{summary.total} entries; {len(known)} base models, "
                f"{known.get('unknown', 0)} unknown", "")
     costs = detection_cost(mixed_root)
-    from catalog.dit_layouts import LAYOUTS
+    from catalog.detect.dit_layouts import LAYOUTS
 
     print(f"  classify() per header, median µs: the whole registry ({len(LAYOUTS)} layouts of "
           f"{len({lay.family for lay in LAYOUTS})} families) vs that family's layouts alone:")

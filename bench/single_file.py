@@ -29,7 +29,7 @@ def write_inputs(work: Path) -> tuple[Path, Path, Path]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from catalog.layouts import lora_modules
+    from lutnav.sample_loras import lora_modules
     from tests.ldm_checkpoint import write_single_file
     from tests.mixlib import write_lora
     from tests.sdconfigs import CLIP_L, SD15_UNET, shipped

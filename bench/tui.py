@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson  # noqa: E402
 
-from catalog.library import Library  # noqa: E402
+from catalog.index.library import Library  # noqa: E402
 
 WORDS = ("ink wash anime cute girl retro neon city cyber pixel oil paint watercolor sketch portrait "
          "castle forest robot mecha dragon knight witch sunset ocean studio film grain vintage "

@@ -20,8 +20,8 @@ import random
 import struct
 from pathlib import Path
 
-from catalog.layouts import Module, lora_modules, lora_tensors
-from catalog.writer import write_safetensors
+from lutnav.sample_loras import Module, lora_modules, lora_tensors
+from catalog.files.safetensors_writer import write_safetensors
 
 RANKS = (2, 4, 6, 8, 12, 16, 20, 24, 32, 48, 64, 96, 128)
 WORDS = ("mountain river mist pine tree cat cape robot neon city portrait smile girl boy sky cloud "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from catalog import hashing
+from catalog.files import hashing
 from catalog.errors import CatalogError
 
 from .context import ensure_indexed, open_library, run_scan_with_progress
@@ -79,10 +79,10 @@ def card_cmd(ctx, entry: str, sets: tuple[str, ...]) -> None:
     in if it sets other fields; if a field it sets changed there too, nothing is
     written and the message names the command that sets it anyway.
     """
-    from catalog.card import parse_set
-    from catalog.card_file import indexed_card_values, write_card
+    from catalog.cards.card import parse_set
+    from catalog.cards.card_file import indexed_card_values, write_card
     from catalog.errors import CardConflict
-    from catalog.sidecars import card_path
+    from catalog.cards.sidecars import card_path
 
     lib = open_library(ctx)
     ensure_indexed(lib)
@@ -201,7 +201,7 @@ def demo_cmd(ctx, into: Path | None, no_models: bool, overwrite: bool) -> None:
     show the pipeline. Run again to restore deleted demo files; files that exist
     (your edits) are never changed.
     """
-    from catalog.library import Library
+    from catalog.index.library import Library
 
     from .demo import write_demo
 

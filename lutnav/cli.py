@@ -17,8 +17,8 @@ import click
 from click_default_group import DefaultGroup
 
 from catalog.errors import CatalogError
-from catalog.library import default_root
-from catalog.query import SORTABLE
+from catalog.index.library import default_root
+from catalog.index.query import SORTABLE
 
 from . import __version__
 from .context import ensure_indexed, open_library, run_scan_with_progress
@@ -131,7 +131,7 @@ def _check_base(base: str) -> str:
     """A base name from the registry's vocabulary; a typo is a usage error naming the nearest ones."""
     import difflib
 
-    from catalog.registry import BASE_NAMES
+    from catalog.detect.registry import BASE_NAMES
 
     low = base.strip().lower()
     if low in BASE_NAMES:
@@ -154,7 +154,7 @@ def _check_base(base: str) -> str:
 @click.pass_context
 def ls_cmd(ctx, category, theme, base, fmt, sort, limit, as_json) -> None:
     """List entries (scans first if the library was never indexed)."""
-    from catalog.query import iter_entries
+    from catalog.index.query import iter_entries
 
     if base is not None:
         base = _check_base(base)

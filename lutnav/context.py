@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from catalog.errors import CatalogError, EntryNotFound
-from catalog.library import Library
-from catalog.query import is_path_arg
+from catalog.index.library import Library
+from catalog.index.query import is_path_arg
 
 from .output import run_with_progress
 
@@ -60,7 +60,7 @@ class Located:
 
 
 def locate(ctx: click.Context, text: str) -> Located:
-    """Resolve a verb's argument by the one rule (:func:`catalog.query.is_path_arg`).
+    """Resolve a verb's argument by the one rule (:func:`catalog.index.query.is_path_arg`).
 
     A path may lie outside the library (convert, check and chat work on any file);
     it must exist. A bare word is an entry name and goes through the catalog.

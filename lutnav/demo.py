@@ -27,8 +27,8 @@ from pathlib import Path
 
 import tomli_w
 
-from catalog.layouts import EncoderShape, LLMShape, UNetShape, lora_modules, lora_tensors
-from catalog.writer import encode_floats, write_safetensors
+from lutnav.sample_loras import EncoderShape, LLMShape, UNetShape, lora_modules, lora_tensors
+from catalog.files.safetensors_writer import encode_floats, write_safetensors
 
 #: written at the root so that a later `lutnav demo` may add what is missing there
 MARKER = ".lutnav-demo"
@@ -329,7 +329,7 @@ class _Out:
             self.kept.append(path)
             self.note(f"kept {rel}: it differs from the demo's card (`lutnav demo --overwrite` resets it)")
             return False
-        from catalog.durable import atomic_write
+        from catalog.files.durable import atomic_write
 
         with atomic_write(path) as fh:
             fh.write(text)

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.library import INDEX_DIR
+from catalog.index.library import INDEX_DIR
 
 from .demo import DEMO_LLAMA, DEMO_SD1_CHANNELS, DEMO_SD1_TEXT_MLP
 

@@ -15,9 +15,9 @@ import os
 import zipfile
 from pathlib import Path
 
-from catalog.durable import atomic_write
-from catalog.library import Library
-from catalog.sidecars import FOLDER_README, card_path, preview_root, sidecar_paths
+from catalog.files.durable import atomic_write
+from catalog.index.library import Library
+from catalog.cards.sidecars import FOLDER_README, card_path, preview_root, sidecar_paths
 
 from .mix.guards import entry_problem
 from .pull.errors import ExportError

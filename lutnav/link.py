@@ -23,11 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.library import Library
+from catalog.index.library import Library
 
 from .export import export_members
 from .pull.errors import LinkError
-from catalog.durable import atomic_write, file_sha256
+from catalog.files.durable import atomic_write, file_sha256
 
 LINK_NAME = "lutnav"
 MANIFEST = ".lutnav-copies.json"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.library import Library
+from catalog.index.library import Library
 
 
 def llm_base(lib: Library | None, adapter: Path, base: str | None = None) -> str:

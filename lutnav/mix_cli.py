@@ -290,7 +290,7 @@ def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) ->
 
 def _check_writable(ctx, lib, out: Path) -> None:
     """Refuse before converting when the output cannot be written (or indexed)."""
-    from catalog.library import check_folder_writable
+    from catalog.index.library import check_folder_writable
 
     if lib is None:
         try:
@@ -321,9 +321,9 @@ def _index_if_inside(ctx, lib, path: Path) -> None:
 @click.pass_context
 def check_cmd(ctx, name: str, client: str, show_keys: bool, as_json: bool) -> None:
     """Which of a LoRA's keys a client maps, and which it would silently drop."""
-    from catalog.classify import classify
-    from catalog.clients import CLIENTS, check_client
-    from catalog.header import read_header
+    from catalog.detect.classify import classify
+    from catalog.detect.clients import CLIENTS, check_client
+    from catalog.files.header import read_header
 
     from .mix.tensors import lora_weights
 

@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from catalog.errors import CatalogError
-from catalog.library import Library
+from catalog.index.library import Library
 
 
 class SpecError(CatalogError, ValueError):

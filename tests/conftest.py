@@ -19,7 +19,7 @@ def _isolated_env(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def demo_library(tmp_path):
     """A freshly written and scanned demo library."""
-    from catalog.library import Library
+    from catalog.index.library import Library
     from lutnav.demo import write_demo
 
     root = tmp_path / "loras"

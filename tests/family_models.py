@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from catalog.header import Header, TensorInfo
-from catalog.layouts import Module, lora_tensors
+from catalog.files.header import Header, TensorInfo
+from lutnav.sample_loras import Module, lora_tensors
 
 #: (family, diffusers class, config of a released size; {} is the class default)
 MODELS = [

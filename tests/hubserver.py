@@ -316,7 +316,7 @@ def file_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
     import tempfile
     from pathlib import Path
 
-    from catalog.writer import write_safetensors
+    from catalog.files.safetensors_writer import write_safetensors
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "f.safetensors")
@@ -328,8 +328,8 @@ def lora_bytes(family: str = "sd1", rank: int = 2, metadata: dict | None = None,
     """A real-shaped kohya LoRA of ``family`` (text-encoder and a few UNet modules: small)."""
     import random
 
-    from catalog.layouts import lora_modules, lora_tensors
-    from catalog.writer import encode_floats
+    from lutnav.sample_loras import lora_modules, lora_tensors
+    from catalog.files.safetensors_writer import encode_floats
 
     modules = lora_modules(family, style="kohya")
     unet = [m for m in modules if "attn2_to_k" in m.name or "attn2_to_v" in m.name][:4]
@@ -347,7 +347,7 @@ def lora_bytes(family: str = "sd1", rank: int = 2, metadata: dict | None = None,
 
 def peft_files(prefix: str = "", rank: int = 2) -> dict[str, bytes]:
     """A PEFT LLM adapter folder: adapter_config.json + adapter_model.safetensors."""
-    from catalog.layouts import LLMShape, lora_modules, lora_tensors
+    from lutnav.sample_loras import LLMShape, lora_modules, lora_tensors
 
     shape = LLMShape(hidden=64, intermediate=128, layers=2, kv_width=32)
     modules = lora_modules("llm", style="peft-llm", llm=shape)[:8]

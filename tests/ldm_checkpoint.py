@@ -17,7 +17,7 @@ _VAE_ATTN = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_ou
 
 
 def unet_name(name: str, family: str, layers_per_block: int = 2) -> str:
-    from catalog.keynames import diffusers_to_ldm
+    from catalog.detect.kohya_names import diffusers_to_ldm
 
     module, leaf = name.rsplit(".", 1)
     return f"model.diffusion_model.{diffusers_to_ldm(module, family, layers_per_block=layers_per_block)}.{leaf}"

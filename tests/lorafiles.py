@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from catalog.writer import encode_floats, write_safetensors
+from catalog.files.safetensors_writer import encode_floats, write_safetensors
 
 SD1_MODULES = [  # (kohya module, in, out)
     ("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k", 768, 320),

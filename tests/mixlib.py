@@ -6,9 +6,9 @@ import json
 import random
 from pathlib import Path
 
-from catalog.layouts import LLMShape, Module, lora_modules
-from catalog.library import Library
-from catalog.writer import encode_floats, write_safetensors
+from lutnav.sample_loras import LLMShape, Module, lora_modules
+from catalog.index.library import Library
+from catalog.files.safetensors_writer import encode_floats, write_safetensors
 
 SD1_PICK = ("down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q",
             "down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k",
@@ -134,7 +134,7 @@ def tiny_lora_modules(pipe, *, conv: bool = False) -> list[Module]:
     """kohya modules for the tiny pipeline's attention layers (and resnet convs with ``conv``)."""
     import torch
 
-    from catalog.keynames import TE1, UNET, kohya_module
+    from catalog.detect.kohya_names import TE1, UNET, kohya_module
 
     out = []
     for part, model in ((UNET, pipe.unet), (TE1, pipe.text_encoder)):

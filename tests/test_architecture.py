@@ -3,7 +3,7 @@
 - ``catalog`` imports neither ``lutnav`` nor ``trainers``; ``trainers`` does not
   import ``lutnav`` (nothing points back up);
 - no import circles between modules;
-- no SQL outside ``catalog/``: front ends ask :class:`catalog.library.Library`.
+- no SQL outside ``catalog/``: front ends ask :class:`catalog.index.library.Library`.
 
 Imports are read with :mod:`ast`, so an import inside a function or under
 ``if TYPE_CHECKING:`` counts like one at the top: hiding an import does not
@@ -25,8 +25,8 @@ PACKAGES = ("catalog", "trainers", "lutnav")
 #: circles that exist today; this list may only shrink (a circle that is gone
 #: must be removed from it, and a new one fails the test)
 KNOWN_CIRCLES = {
-    frozenset({"catalog.header", "catalog.header_cache", "catalog.header_typed", "catalog.header_walk"}),
-    frozenset({"catalog.library", "catalog.query", "catalog.rows", "catalog.scan"}),
+    frozenset({"catalog.files.header", "catalog.files.header_cache", "catalog.files.header_typed", "catalog.files.header_check"}),
+    frozenset({"catalog.index.library", "catalog.index.query", "catalog.index.rows", "catalog.index.scan"}),
     frozenset({"trainers.config", "trainers.registry"}),
 }
 

@@ -11,9 +11,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import schemas
-from catalog import card_file
-from catalog.card import Card, card_schema, card_schema_text, check_card_dict, parse_set
-from catalog.card_file import read_card, write_card
+from catalog.cards import card_file
+from catalog.cards.card import Card, card_schema, card_schema_text, check_card_dict, parse_set
+from catalog.cards.card_file import read_card, write_card
 from catalog.errors import CardConflict, CardError, SidecarError
 
 SCHEMA_FILE = Path(schemas.__file__).parent / "model-card.schema.json"
@@ -46,7 +46,7 @@ def listing(folder: Path) -> list[str]:
 
 
 def test_committed_schema_file_is_the_generated_one():
-    assert SCHEMA_FILE.read_text("utf-8") == card_schema_text(), "run `python -m catalog.card` to regenerate"
+    assert SCHEMA_FILE.read_text("utf-8") == card_schema_text(), "run `python -m catalog.cards.card` to regenerate"
     assert schemas.load("model-card") == card_schema()
 
 

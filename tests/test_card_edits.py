@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from catalog import card_file
-from catalog.card_file import card_lock, read_card, write_card
+from catalog.cards import card_file
+from catalog.cards.card_file import card_lock, read_card, write_card
 from catalog.errors import CardBusy, CardConflict
-from catalog.library import Library
+from catalog.index.library import Library
 from lutnav.cli import cli
 from tests.mixlib import SD1_PICK, pick, write_lora
 
@@ -373,8 +373,8 @@ def test_card_set_in_a_read_only_folder_is_one_line(indexed):
 
 
 def test_a_form_opened_before_another_edit_saves_onto_it(folder):
-    from catalog.browse import changed_fields, open_card
-    from catalog.card import parse_set
+    from catalog.index.browse import changed_fields, open_card
+    from catalog.cards.card import parse_set
 
     path = folder / "ink.toml"
     path.write_text(HAND_EDITED, "utf-8")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from catalog.card_slot import card_slot, claim_card
+from catalog.cards.card_slot import card_slot, claim_card
 from catalog.errors import CardExists, CardTaken
 from lutnav.cli import cli
 from tests.mixlib import SD1_PICK, build_library, pick, write_lora

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from rich.cells import cell_len
 
-from catalog.library import Library
+from catalog.index.library import Library
 from lutnav.cli import cli
 from tests.hubserver import lora_bytes
 

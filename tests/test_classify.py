@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from catalog.classify import classify
-from catalog.header import read_header
-from catalog.layouts import Module, lora_modules, lora_tensors
-from catalog.writer import encode_floats, write_safetensors
+from catalog.detect.classify import classify
+from catalog.files.header import read_header
+from lutnav.sample_loras import Module, lora_modules, lora_tensors
+from catalog.files.safetensors_writer import encode_floats, write_safetensors
 
 _counter = iter(range(10**6))
 
@@ -422,7 +422,7 @@ def test_kohya_output_name_is_the_title_without_modelspec(tmp_path):
 
 def test_classify_accepts_a_plain_tensor_dict():
     """Headers built in memory (as other tests and tools do) classify the same way."""
-    from catalog.header import Header, TensorInfo
+    from catalog.files.header import Header, TensorInfo
 
     tensors = {name: TensorInfo(dtype, shape, 0, 0)
                for name, (dtype, shape) in lora_tensors(lora_modules("sdxl", style="diffusers"), 4, None).items()}

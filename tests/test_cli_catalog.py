@@ -174,7 +174,7 @@ def test_help_and_ls_never_import_torch(tmp_path):
 
 def test_catalog_package_never_imports_heavy_modules():
     code = ("import sys, pkgutil, importlib, catalog\n"
-            "for m in pkgutil.iter_modules(catalog.__path__): importlib.import_module('catalog.' + m.name)\n"
+            "for m in pkgutil.walk_packages(catalog.__path__, 'catalog.'): importlib.import_module(m.name)\n"
             "print([m for m in ('torch', 'numpy', 'textual') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -231,7 +231,7 @@ def test_preview_and_chat_without_a_model_answer_before_importing_torch(tmp_path
 def test_ls_json_streams_the_same_document_and_stops_quietly_when_the_reader_does(tmp_path):
     import orjson
 
-    from catalog.library import Library
+    from catalog.index.library import Library
 
     root = _lib(tmp_path)
     for i in range(160):  # more than the first write and than a pipe holds: the reader can leave early

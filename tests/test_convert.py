@@ -8,10 +8,10 @@ import struct
 import pytest
 from click.testing import CliRunner
 
-from catalog.header import read_header, read_scalars
-from catalog.keynames import parse_key
+from catalog.files.header import read_header, read_scalars
+from catalog.detect.kohya_names import parse_key
 from lutnav.cli import cli
-from catalog.clients import client_warning
+from catalog.detect.clients import client_warning
 from lutnav.mix.convert import convert_file
 from lutnav.mix.errors import MergeInputError, MixError, OutputExists
 from tests.mixlib import SD1_PICK, build_library, pick, write_lora
@@ -70,8 +70,8 @@ def test_sdxl_kohya_output_uses_ldm_blocks_and_numbered_encoders(tmp_path):
 
 
 def test_refusals_leave_nothing_behind(tmp_path):
-    from catalog.layouts import lora_modules, lora_tensors
-    from catalog.writer import write_safetensors
+    from lutnav.sample_loras import lora_modules, lora_tensors
+    from catalog.files.safetensors_writer import write_safetensors
 
     src = write_lora(tmp_path / "k.safetensors", pick("sd1", SD1_PICK))
     with pytest.raises(MixError, match="onto itself"):
@@ -89,7 +89,7 @@ def test_refusals_leave_nothing_behind(tmp_path):
 
 
 def test_client_warning_is_the_catalog_line(tmp_path):
-    from catalog.layouts import lora_modules
+    from lutnav.sample_loras import lora_modules
 
     keys = [m.name + s for m in lora_modules("sd1", style="diffusers") for s in (".lora_A.weight", ".lora_B.weight")]
     assert client_warning(keys).startswith("ComfyUI will ignore 256 of 528 tensors")
@@ -146,7 +146,7 @@ def load_and_probe(pipe, path):
 
 @pytest.mark.slow
 def test_merged_kohya_file_loads_in_diffusers_and_changes_the_unet(tiny, tmp_path):
-    from catalog.writer import write_safetensors
+    from catalog.files.safetensors_writer import write_safetensors
     from tests.mixlib import lora_bytes, tiny_lora_modules
 
     pipe, _folder = tiny
@@ -168,7 +168,7 @@ def test_merged_kohya_file_loads_in_diffusers_and_changes_the_unet(tiny, tmp_pat
 
 @pytest.mark.slow
 def test_convert_to_diffusers_loads_with_no_leftover_keys(tiny, tmp_path):
-    from catalog.writer import write_safetensors
+    from catalog.files.safetensors_writer import write_safetensors
     from tests.mixlib import lora_bytes, tiny_lora_modules
 
     pipe, _folder = tiny
@@ -191,7 +191,7 @@ def test_merged_file_acts_like_the_originals_stacked_at_their_weights(tiny, tmp_
     """diffusers with the merged file == diffusers with both originals at 0.6 / 0.4."""
     import torch
 
-    from catalog.writer import write_safetensors
+    from catalog.files.safetensors_writer import write_safetensors
     from tests.mixlib import lora_bytes, tiny_lora_modules
 
     pipe, _folder = tiny

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from safetensors import SafetensorError, safe_open
 
-from catalog.card_file import read_card
+from catalog.cards.card_file import read_card
 from lutnav import demo
 from lutnav.demo import ENTRIES, INK_WASH_README, MARKER, write_demo
 

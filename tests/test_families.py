@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.classify import classify
-from catalog.layouts import Module, lora_tensors
-from catalog.registry import FAMILIES, IMAGE_FAMILIES
+from catalog.detect.classify import classify
+from lutnav.sample_loras import Module, lora_tensors
+from catalog.detect.registry import FAMILIES, IMAGE_FAMILIES
 
 from .family_models import MODEL_IDS, MODELS, frozen, header, linears, lora_header
 
@@ -130,7 +130,7 @@ def test_original_names_that_diffusers_converts_back(family, cls, config, table,
 
 def test_kohya_flux_with_clip_l_and_t5_is_flux():
     """The transformer blocks decide; CLIP-L + T5 (numbered te1/te2 by kohya, te1/te3 by others) only corroborate."""
-    from catalog.layouts import lora_modules
+    from lutnav.sample_loras import lora_modules
 
     flux = lora_modules("flux", parts=("unet", "te"))
     for t5_prefix in ("lora_te2_", "lora_te3_"):
@@ -142,7 +142,7 @@ def test_kohya_flux_with_clip_l_and_t5_is_flux():
 
 
 def test_text_encoders_that_contradict_the_blocks_are_overruled_and_said():
-    from catalog.layouts import lora_modules
+    from lutnav.sample_loras import lora_modules
 
     flux = lora_modules("flux", parts=("unet",))
     sdxl_te = lora_modules("sdxl", parts=("te",))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.classify import classify
-from catalog.layouts import Module, lora_modules, lora_tensors
+from catalog.detect.classify import classify
+from lutnav.sample_loras import Module, lora_modules, lora_tensors
 
 from .family_models import header
 
@@ -144,7 +144,7 @@ def _original_checkpoint(prefix: str, modules, extra: dict | None = None):
 
 
 def _flat(family: str):
-    from catalog.dit_keys import dotted
+    from catalog.detect.dit_keys import dotted
 
     return [(dotted(m.name.removeprefix("lora_unet_")), m.in_features, m.out_features)
             for m in lora_modules(family, parts=("unet",))]

@@ -6,9 +6,9 @@ import json
 
 from click.testing import CliRunner
 
-from catalog.browse import View, facet, page
-from catalog.layouts import Module, lora_modules, lora_tensors
-from catalog.library import Library
+from catalog.index.browse import View, facet, page
+from lutnav.sample_loras import Module, lora_modules, lora_tensors
+from catalog.index.library import Library
 from lutnav.cli import cli
 
 from .test_classify import lora_file

@@ -18,8 +18,8 @@ from catalog.errors import (
     SafetensorsError,
     TruncatedFile,
 )
-from catalog.header import DTYPE_BITS, TensorInfo, TensorTable, read_header, read_scalars
-from catalog.writer import encode_floats, write_safetensors
+from catalog.files.header import DTYPE_BITS, TensorInfo, TensorTable, read_header, read_scalars
+from catalog.files.safetensors_writer import encode_floats, write_safetensors
 
 F32 = '"dtype":"F32","shape":[1],"data_offsets":[0,4]'
 

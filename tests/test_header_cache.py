@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from catalog.errors import SafetensorsError
-from catalog.header import read_header
-from catalog.header_cache import HeaderCache, split_metadata
-from catalog.writer import write_safetensors
+from catalog.files.header import read_header
+from catalog.files.header_cache import HeaderCache, split_metadata
+from catalog.files.safetensors_writer import write_safetensors
 
 TENSORS = {"lora_unet_x.lora_down.weight": ("F16", [4, 768], None),
            "lora_unet_x.lora_up.weight": ("F16", [320, 4], None),

@@ -8,11 +8,11 @@ import random
 import pytest
 
 from catalog.errors import SafetensorsError
-from catalog.header import _fast_parts, parse_header_bytes, read_header
-from catalog.header_cache import HeaderCache
-from catalog.header_walk import check_layout, walk_entries
-from catalog.layouts import lora_modules, lora_tensors
-from catalog.writer import write_safetensors
+from catalog.files.header import _fast_parts, parse_header_bytes, read_header
+from catalog.files.header_cache import HeaderCache
+from catalog.files.header_check import check_layout, walk_entries
+from lutnav.sample_loras import lora_modules, lora_tensors
+from catalog.files.safetensors_writer import write_safetensors
 from tests.test_header import (
     byte_flips,
     larger_file,
@@ -25,7 +25,7 @@ from tests.test_header import (
     writer_file,
 )
 
-typed = pytest.importorskip("catalog.header_typed")
+typed = pytest.importorskip("catalog.files.header_typed")
 
 
 def generic(raw: bytes, data_size: int, path):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.keynames import (
+from catalog.detect.kohya_names import (
     TE1, TE2, UNET, KeyName, diffusers_key, diffusers_to_ldm, kohya_key, ldm_to_diffusers, parse_key,
 )
-from catalog.layouts import lora_modules
+from lutnav.sample_loras import lora_modules
 from tests.sdconfigs import CLIP_BIGG, CLIP_L, UNETS
 
 

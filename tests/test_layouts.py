@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.layouts import Module, factorization, lora_modules, lora_tensors
+from lutnav.sample_loras import Module, factorization, lora_modules, lora_tensors
 
 
 def by_name(modules: list[Module]) -> dict[str, Module]:

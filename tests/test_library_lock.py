@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from catalog.errors import IndexBusy
-from catalog.library import Library
+from catalog.index.library import Library
 from tests.lorafiles import write_kohya
 
 REPO = Path(__file__).resolve().parents[1]

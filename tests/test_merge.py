@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from catalog.keynames import parse_key
+from catalog.detect.kohya_names import parse_key
 from lutnav.cli import cli
 from tests.mixlib import SD1_PICK, build_library, pick, write_lora
 
@@ -62,7 +62,7 @@ def test_exact_merge_equals_the_weighted_sum_and_enters_the_catalog(lib):
     assert set(got) == set(want)
     for module in want:
         assert rel_err(got[module], want[module]) < 2e-3  # fp16 storage
-    from catalog.header import read_header
+    from catalog.files.header import read_header
 
     header = read_header(out)
     assert all(k.startswith(("lora_unet_", "lora_te_")) for k in header.tensors)
@@ -151,7 +151,7 @@ def test_rank_outside_the_concatenated_rank_is_refused_without_a_file(lib, rank)
 
 
 def test_alpha_of_a_diffusers_file_comes_from_its_adapter_metadata(tmp_path):
-    from catalog.writer import write_safetensors
+    from catalog.files.safetensors_writer import write_safetensors
     from lutnav.mix.tensors import load_lora
     from tests.mixlib import lora_bytes
 
@@ -172,7 +172,7 @@ def test_loha_and_lokr_merge_as_their_exact_dense_delta(tmp_path, network):
     import numpy as np
     from safetensors.numpy import load_file, save_file
 
-    from catalog.layouts import lora_tensors
+    from lutnav.sample_loras import lora_tensors
 
     root = tmp_path / "loras"
     mods = pick("sd1", SD1_PICK)
@@ -208,7 +208,7 @@ def test_loha_and_lokr_merge_as_their_exact_dense_delta(tmp_path, network):
 
 
 def test_lycoris_conv_tucker_cores_are_refused_with_the_reason(tmp_path):
-    from catalog.writer import write_safetensors
+    from catalog.files.safetensors_writer import write_safetensors
 
     root = tmp_path / "loras"
     (root / "style/l").mkdir(parents=True)
@@ -224,7 +224,7 @@ def test_lycoris_conv_tucker_cores_are_refused_with_the_reason(tmp_path):
 
 
 def test_same_layer_with_other_widths_is_refused_without_a_file(tmp_path):
-    from catalog.layouts import Module
+    from lutnav.sample_loras import Module
 
     root = tmp_path / "loras"
     name = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from catalog.header import read_header
-from catalog.writer import write_safetensors
+from catalog.files.header import read_header
+from catalog.files.safetensors_writer import write_safetensors
 from lutnav.cli import cli
 from tests.mixlib import build_library
 
@@ -73,7 +73,7 @@ def test_bake_adds_the_blend_to_the_weights_it_adapts_and_copies_the_rest(tmp_pa
 
 
 def test_openclip_q_k_v_land_in_their_third_of_in_proj(tmp_path):
-    from catalog.keynames import TE2
+    from catalog.detect.kohya_names import TE2
     from lutnav.mix.bake import checkpoint_target
 
     keys = {"conditioner.embedders.1.model.transformer.resblocks.3.attn.in_proj_weight",

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from catalog.library import Library
-from catalog.writer import write_safetensors
+from catalog.index.library import Library
+from catalog.files.safetensors_writer import write_safetensors
 from lutnav.cli import cli
 
 np = pytest.importorskip("numpy")

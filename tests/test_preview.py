@@ -9,7 +9,7 @@ from catalog.errors import CatalogError
 from lutnav.cli import cli
 from lutnav.mix.errors import MixError
 from lutnav.mix.grid import compose_grid, parse_weights
-from catalog.preview_names import free_preview_path
+from catalog.files.preview_names import free_preview_path
 from lutnav.mix.preview import Settings, Shot, a1111_parameters, model_for
 
 
@@ -51,7 +51,7 @@ def test_preview_paths_are_numbered_once_the_first_is_taken(tmp_path):
 
 
 def test_missing_or_wrong_base_model_config_says_what_to_set(tmp_path):
-    from catalog.library import Library
+    from catalog.index.library import Library
 
     root = tmp_path / "loras"
     (root / ".lutnav").mkdir(parents=True)
@@ -83,7 +83,7 @@ def test_halfblocks_draw_two_pixel_rows_per_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_library(tmp_path_factory):
-    from catalog.writer import write_safetensors
+    from catalog.files.safetensors_writer import write_safetensors
     from tests.mixlib import build_library, lora_bytes, tiny_lora_modules, tiny_pipeline
 
     base = tmp_path_factory.mktemp("model") / "sd1-tiny"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.library import Library
-from catalog.preview_names import free_preview_path, numbered_previews, preview_path
+from catalog.index.library import Library
+from catalog.files.preview_names import free_preview_path, numbered_previews, preview_path
 from tests.hubserver import lora_bytes, png_bytes
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.library import Library
+from catalog.index.library import Library
 from lutnav.demo import write_demo
 
 ROOT = os.geteuid() == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.readme_card import find_section, heading_stem, parse_readme
+from catalog.cards.readme_card import find_section, heading_stem, parse_readme
 
 CHINESE = """\
 # 水墨风格 LoRA

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from catalog.errors import AmbiguousName, EntryNotFound, LibraryNotFound
-from catalog.library import Library
+from catalog.index.library import Library
 from tests.lorafiles import write_kohya
 
 
@@ -186,7 +186,7 @@ def test_search_uses_full_text_and_survives_hostile_queries(tmp_path):
 
 SCAN_SCRIPT = """
 import sys
-from catalog.library import Library
+from catalog.index.library import Library
 Library(sys.argv[1]).scan_all(full=True)
 """
 
@@ -210,7 +210,7 @@ def test_peft_folder_is_one_entry(tmp_path):
     (folder / "adapter_config.json").write_text(
         '{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "base_model_name_or_path": "meta-llama/Llama-3.2-1B",'
         ' "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}')
-    from catalog.writer import write_safetensors
+    from catalog.files.safetensors_writer import write_safetensors
 
     tensors = {}
     for layer in range(2):
@@ -248,9 +248,9 @@ def test_a_sidecar_edit_keeps_the_header_metadata(tmp_path):
 
 UNGUARDED = """
 import sys
-import catalog.scan
-from catalog.library import Library
-catalog.scan.POOL_THRESHOLD = 1
+import catalog.index.scan
+from catalog.index.library import Library
+catalog.index.scan.POOL_THRESHOLD = 1
 print(Library(sys.argv[1]).scan_all().total)
 """
 
@@ -268,7 +268,7 @@ def test_worker_scan_from_a_script_without_main_guard_still_completes(tmp_path):
 
 @pytest.mark.parametrize("threads", [1, 2], ids=["forked", "forkserver (a threaded caller, as the TUI)"])
 def test_worker_processes_give_the_same_rows_as_inline(tmp_path, monkeypatch, threads):
-    import catalog.scan
+    import catalog.index.scan
 
     root = _lib(tmp_path)
     for i in range(6):
@@ -276,16 +276,16 @@ def test_worker_processes_give_the_same_rows_as_inline(tmp_path, monkeypatch, th
     inline = Library(root)
     inline.scan_all()
     expected = inline.entries()
-    monkeypatch.setattr(catalog.scan, "POOL_THRESHOLD", 1)
-    monkeypatch.setattr(catalog.scan.threading, "active_count", lambda: threads)
-    assert catalog.scan._worker_context().get_start_method() == ("fork" if threads == 1 else "forkserver")
+    monkeypatch.setattr(catalog.index.scan, "POOL_THRESHOLD", 1)
+    monkeypatch.setattr(catalog.index.scan.threading, "active_count", lambda: threads)
+    assert catalog.index.scan._worker_context().get_start_method() == ("fork" if threads == 1 else "forkserver")
     pooled = Library(root)
     pooled.scan_all(full=True)
     assert pooled.entries() == expected
 
 
 def test_the_library_count_follows_adds_removals_and_an_index_made_before_it_was_kept(tmp_path):
-    from catalog import browse
+    from catalog.index import browse
 
     root = _lib(tmp_path)
     lib = Library(root)
@@ -312,8 +312,8 @@ def test_the_library_count_follows_adds_removals_and_an_index_made_before_it_was
 def test_search_without_filters_lists_what_the_ranked_and_unranked_queries_list(tmp_path):
     """Common words (more hits than are ranked) and rare ones give the rows the plain
     queries give, in the same order."""
-    from catalog import query
-    from catalog.db import decode
+    from catalog.index import query
+    from catalog.index.db import decode
 
     root = _lib(tmp_path)
     lib = Library(root)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from catalog.library import Library
+from catalog.index.library import Library
 from tests.lorafiles import write_kohya
 
-SCAN_JSON = "import sys, json; from catalog.library import Library; " \
+SCAN_JSON = "import sys, json; from catalog.index.library import Library; " \
             "s = Library(sys.argv[1]).scan_all(); print(json.dumps(s.skipped))"
 
 
@@ -49,7 +49,7 @@ def test_a_fifo_named_like_a_lora_is_skipped_with_a_line_and_never_blocks(tmp_pa
 def test_the_header_reader_refuses_a_fifo_without_waiting_for_a_writer(tmp_path):
     fifo = tmp_path / "x.safetensors"
     os.mkfifo(fifo)
-    code = ("import sys\nfrom catalog.header import read_header\n"
+    code = ("import sys\nfrom catalog.files.header import read_header\n"
             "from catalog.errors import SafetensorsError\n"
             "try:\n    read_header(sys.argv[1])\nexcept SafetensorsError as e:\n    print(e)\n")
     done = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True,
@@ -98,7 +98,7 @@ def test_hashing_an_entry_that_became_a_fifo_is_one_line(tmp_path):
     target = root / "style" / "ink" / "ink0.safetensors"
     target.unlink()
     os.mkfifo(target)
-    code = ("import sys\nfrom catalog.library import Library\nfrom catalog import hashing\n"
+    code = ("import sys\nfrom catalog.index.library import Library\nfrom catalog.files import hashing\n"
             "from catalog.errors import CatalogError\nlib = Library(sys.argv[1])\n"
             "try:\n    list(hashing.compute(lib, ['style/ink/ink0.safetensors']))\n"
             "except CatalogError as e:\n    print(e)\n")

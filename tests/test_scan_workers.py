@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 #: scans until the workers have delivered a first chunk, then stops there (workers still up)
 STALLED_SCAN = """
 import sys, threading
-from catalog.library import Library
+from catalog.index.library import Library
 if __name__ == "__main__":
     for p in Library(sys.argv[1]).scan():
         if p.phase == "read":

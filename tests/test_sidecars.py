@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import catalog.sidecar_reader as sidecar_reader
-import catalog.sidecars as sidecars
-from catalog.sidecars import read_entry_cards, sidecar_paths
+import catalog.cards.sidecar_reader as sidecar_reader
+import catalog.cards.sidecars as sidecars
+from catalog.cards.sidecars import read_entry_cards, sidecar_paths
 
 # Modelled on what the writers put on disk.
 A1111 = {

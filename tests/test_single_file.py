@@ -8,8 +8,8 @@ import socket
 import pytest
 from click.testing import CliRunner
 
-from catalog.library import Library
-from catalog.writer import write_safetensors
+from catalog.index.library import Library
+from catalog.files.safetensors_writer import write_safetensors
 from lutnav.cli import cli
 from lutnav.mix.errors import MixError
 from lutnav.mix.preview import model_for

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from catalog.library import Library
-from catalog.stored_metadata import MAX_TOTAL_CHARS, MAX_VALUE_CHARS
+from catalog.index.library import Library
+from catalog.index.stored_metadata import MAX_TOTAL_CHARS, MAX_VALUE_CHARS
 from tests.hubserver import run
 from tests.lorafiles import write_kohya
 

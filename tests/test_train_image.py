@@ -209,7 +209,7 @@ def test_previews_land_beside_the_filed_lora(tmp_path, tiny):
     filed = file_into_library(library, trained.artifact, category="style", theme="shapes", name="with_preview",
                               card=trained.card, previews=previews)
     assert (filed.path.parent / "with_preview.preview.png").is_file()
-    from catalog.library import Library
+    from catalog.index.library import Library
 
     (entry,) = Library(library).entries()
     assert entry["previews"] and entry["previews"][0].endswith("with_preview.preview.png")
@@ -250,8 +250,8 @@ def test_text_encoder_conv_layers_buckets_and_uncached_latents(tmp_path, tiny):
     from diffusers import StableDiffusionPipeline
     from PIL import Image
 
-    from catalog.classify import classify
-    from catalog.header import read_header
+    from catalog.detect.classify import classify
+    from catalog.files.header import read_header
     from trainers.config import load_config
     from trainers.progress import follow
     from trainers.run import train

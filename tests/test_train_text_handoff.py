@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from catalog.card_file import read_card
-from catalog.layouts import LLMShape, lora_modules, lora_tensors
-from catalog.library import Library
-from catalog.writer import write_safetensors
+from catalog.cards.card_file import read_card
+from lutnav.sample_loras import LLMShape, lora_modules, lora_tensors
+from catalog.index.library import Library
+from catalog.files.safetensors_writer import write_safetensors
 from trainers.errors import HandoffError
 from trainers.handoff import clean_card, file_into_library
 

@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from catalog.library import Library
+from catalog.index.library import Library
 from tests.test_tui_support import (  # noqa: F401  (fixtures)
     demo_lib, demo_template, drive, screen_text, settle, table_names, type_text,
 )
@@ -407,7 +407,7 @@ def _old_index(root, stage: str) -> None:
 
     import sqlite_utils
 
-    from catalog.db import migrations
+    from catalog.index.db import migrations
 
     (root / ".lutnav").mkdir(parents=True)
     path = root / ".lutnav" / "catalog.db"
@@ -424,7 +424,7 @@ def _old_index(root, stage: str) -> None:
 def test_an_index_from_an_older_lutnav_is_migrated_on_open(demo_template, tmp_path, stage):
     import sqlite_utils
 
-    from catalog.db import migrations
+    from catalog.index.db import migrations
 
     root = tmp_path / "loras"
     shutil.copytree(demo_template, root, ignore=shutil.ignore_patterns(".lutnav"))

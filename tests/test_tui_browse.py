@@ -1,4 +1,4 @@
-"""catalog.browse and the pager: views of the index answered a page at a time."""
+"""catalog.index.browse and the pager: views of the index answered a page at a time."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import random
 import orjson
 import pytest
 
-from catalog import browse
-from catalog.browse import View
+from catalog.index import browse
+from catalog.index.browse import View
 from catalog.errors import CardConflict, CardError, SidecarError
-from catalog.library import Library
+from catalog.index.library import Library
 from lutnav.tui.paging import KEEP_PAGES, PAGE_SIZE, Pager
 from tests.test_tui_support import demo_lib, demo_template  # noqa: F401  (fixtures)
 
@@ -132,8 +132,8 @@ def test_hostile_queries_are_just_text(big_lib):
 
 
 def test_open_card_gives_form_texts_that_parse_back(demo_lib):
-    from catalog.card import parse_set
-    from catalog.card_file import read_card
+    from catalog.cards.card import parse_set
+    from catalog.cards.card_file import read_card
 
     path = demo_lib.root / "style/anime/cute_anime_girl_zz.toml"
     draft = browse.open_card(path)

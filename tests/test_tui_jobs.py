@@ -144,7 +144,7 @@ def test_rescan_shows_progress_and_reports_the_summary(demo_lib):
 
 
 def test_rescan_while_another_process_scans_says_so_instead_of_hanging(demo_lib):
-    from catalog.library import Library
+    from catalog.index.library import Library
 
     async def scenario(app, pilot):
         notes = capture_notes(app)

@@ -18,7 +18,7 @@ HEAVY = ("torch", "diffusers", "transformers", "peft", "accelerate")
 
 DRIVE_APP = """
 import asyncio, json, sys
-from catalog.library import Library
+from catalog.index.library import Library
 import lutnav.cli  # the path `lutnav` takes: every command module registered
 from lutnav.tui.app import create_app
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.library import Library
+from catalog.index.library import Library
 
 
 @pytest.fixture(scope="session")

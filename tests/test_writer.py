@@ -11,8 +11,8 @@ import pytest
 import safetensors.numpy
 from safetensors import safe_open
 
-from catalog.header import read_header, read_scalars
-from catalog.writer import encode_floats, tensor_nbytes, write_safetensors
+from catalog.files.header import read_header, read_scalars
+from catalog.files.safetensors_writer import encode_floats, tensor_nbytes, write_safetensors
 
 
 def kohya_like() -> dict:
@@ -150,7 +150,7 @@ def test_encode_floats_matches_numpy_and_rounds_bf16_to_nearest_even():
 
 
 def test_atomic_write_leaves_the_old_file_when_the_write_fails(tmp_path):
-    from catalog.durable import atomic_write
+    from catalog.files.durable import atomic_write
 
     path = tmp_path / "card.toml"
     path.write_bytes(b"old")
@@ -162,7 +162,7 @@ def test_atomic_write_leaves_the_old_file_when_the_write_fails(tmp_path):
 
 
 def test_atomic_write_replaces_at_once_with_the_mode_asked_for(tmp_path):
-    from catalog.durable import atomic_write
+    from catalog.files.durable import atomic_write
 
     path = tmp_path / ("x" * 250 + ".toml")  # a 255-byte name still gets a temp name
     with atomic_write(path, mode=0o640) as fh:

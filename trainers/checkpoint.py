@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from catalog.durable import fsync_dir
+from catalog.files.durable import fsync_dir
 from trainers import manifest
 from trainers.errors import ResumeError
 from trainers.train_state import FORMAT, TRAINABLE_FILE  # noqa: F401  (re-exported: where the weights are)

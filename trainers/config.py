@@ -20,7 +20,7 @@ from typing import Any
 from trainers.errors import ConfigError, Problem
 from trainers.settings import check_bounds, config_fields, convert, hints, setting
 from trainers.textfile import read_utf8
-from catalog.toml_lines import key_lines
+from catalog.files.toml_lines import key_lines
 
 OPTIMIZERS = ("AdamW", "AdamW8bit", "Adafactor", "Prodigy")
 SCHEDULERS = ("constant", "linear", "cosine", "cosine_with_restarts")

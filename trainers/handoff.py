@@ -40,7 +40,7 @@ def check_filing(root: str | Path, *, category: str, theme: str, name: str, is_f
     """Where the entry will go and the slot of its card; refuses a taken name before anything
     is written (``HandoffError``), and a card name that belongs to another file or holds a
     card that ``overwrite`` does not allow replacing (``CardTaken``/``CardExists``)."""
-    from catalog.card_slot import claim_card
+    from catalog.cards.card_slot import claim_card
 
     dest = Path(root).expanduser().resolve() / category / theme / (name if is_folder else name + suffix)
     if (dest.exists() or dest.is_symlink()) and not overwrite:
@@ -53,7 +53,7 @@ def check_filing(root: str | Path, *, category: str, theme: str, name: str, is_f
 def file_into_library(root: str | Path, artifact: str | Path, *, category: str, theme: str, name: str,
                       card: dict[str, Any], previews: list[Path] = (), overwrite: bool = False) -> Filed:
     """Copy ``artifact`` (an adapter folder or a LoRA file) into the library with ``card``."""
-    from catalog.library import Library
+    from catalog.index.library import Library
 
     lib = Library(root)
     artifact = Path(artifact)
@@ -80,7 +80,7 @@ def clean_card(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def _place_folder(artifact: Path, dest: Path, card: dict[str, Any]) -> None:
-    from catalog.card_file import write_card
+    from catalog.cards.card_file import write_card
 
     staging = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
@@ -92,9 +92,9 @@ def _place_folder(artifact: Path, dest: Path, card: dict[str, Any]) -> None:
 
 
 def _place_file(artifact: Path, dest: Path, card: dict[str, Any], previews, slot) -> None:
-    from catalog.card_file import write_card
-    from catalog.durable import atomic_write
-    from catalog.preview_names import preview_path
+    from catalog.cards.card_file import write_card
+    from catalog.files.durable import atomic_write
+    from catalog.files.preview_names import preview_path
 
     # the LoRA appears last, once its card and previews are in place
     with atomic_write(dest) as out, open(artifact, "rb") as src:

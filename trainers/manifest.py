@@ -21,7 +21,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from catalog.durable import file_sha256
+from catalog.files.durable import file_sha256
 from trainers.errors import ResumeError
 
 MANIFEST = "manifest.json"

@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.durable import atomic_write
-from catalog.header import read_header
-from catalog.keynames import TE1, TE2, UNET, diffusers_to_ldm
-from catalog.library import Library
+from catalog.files.durable import atomic_write
+from catalog.files.header import read_header
+from catalog.detect.kohya_names import TE1, TE2, UNET, diffusers_to_ldm
+from catalog.index.library import Library
 
 from .blend import check_output, merge_metadata
 from .errors import MixError
@@ -45,7 +45,7 @@ def checkpoint_target(keys: set[str], module: tuple[str, str], family: str | Non
     """``(checkpoint key, row slice or None)`` that a LoRA module adapts, or ``None``."""
     part, path = module
     if part == "transformer":  # a transformer family: the module's own name under the checkpoint's prefix
-        from catalog.dit_keys import dotted
+        from catalog.detect.dit_keys import dotted
 
         name = dotted(path)
         for key in (f"{root}{name}.weight" for root in ("", "model.diffusion_model.", "diffusion_model.", "net.")):

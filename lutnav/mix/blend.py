@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.card_file import write_card
-from catalog.card_slot import CardSlot, claim_card
+from catalog.cards.card_file import write_card
+from catalog.cards.card_slot import CardSlot, claim_card
 from catalog.errors import PathOutsideLibrary
-from catalog.keynames import TE2, KeyName, kohya_key
-from catalog.library import Library
-from catalog.registry import FAMILIES
-from catalog.writer import encode_floats, write_safetensors
+from catalog.detect.kohya_names import TE2, KeyName, kohya_key
+from catalog.index.library import Library
+from catalog.detect.registry import FAMILIES
+from catalog.files.safetensors_writer import encode_floats, write_safetensors
 
 from .errors import MixError, OutputDirMissing, OutputExists
 from .merge import MergeReport, check_rank, max_rank, merge_exact, merge_svd, module_union
@@ -68,7 +68,7 @@ def blend_family(items: list[BlendItem], loras: list) -> str | None:
 
 def check_output(out: Path, *, overwrite: bool) -> Path:
     """Refuse before any work: wrong suffix, missing folder, existing file without --overwrite,
-    a card name that belongs to another file (see :func:`catalog.card_slot.claim_card`)."""
+    a card name that belongs to another file (see :func:`catalog.cards.card_slot.claim_card`)."""
     return claim_output(out, overwrite=overwrite)[0]
 
 

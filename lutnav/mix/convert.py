@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalog.card_file import write_card
-from catalog.card_slot import claim_card
-from catalog.header import read_header, read_scalars
-from catalog.keynames import KeyName, diffusers_key, kohya_key, parse_key
-from catalog.registry import FAMILIES
-from catalog.writer import encode_floats, write_safetensors
+from catalog.cards.card_file import write_card
+from catalog.cards.card_slot import claim_card
+from catalog.files.header import read_header, read_scalars
+from catalog.detect.kohya_names import KeyName, diffusers_key, kohya_key, parse_key
+from catalog.detect.registry import FAMILIES
+from catalog.files.safetensors_writer import encode_floats, write_safetensors
 
 from .errors import MergeInputError, MissingExtra, MixError, OutputDirMissing, OutputExists
 
@@ -48,7 +48,7 @@ def default_output(src: Path, to: str) -> Path:
 def convert_file(src: str | Path, to: str, out: str | Path | None = None, *,
                  overwrite: bool = False, family: str | None = None) -> ConvertResult:
     """Rewrite ``src`` with ``to`` key names into ``out`` (atomic; never over ``src``)."""
-    from catalog.classify import classify
+    from catalog.detect.classify import classify
     from .tensors import _fallback_alphas, lora_weights
 
     if to not in TARGETS:
@@ -116,7 +116,7 @@ def convert_file(src: str | Path, to: str, out: str | Path | None = None, *,
 def source_card(src: Path) -> dict:
     """The card fields of ``src`` from all its sidecars (lutnav card, A1111, README…), less
     its previews, which are files of the source."""
-    from catalog.sidecars import read_entry_cards
+    from catalog.cards.sidecars import read_entry_cards
 
     fields = read_entry_cards(src, {}, {}).fields
     return {key: value for key, (value, _) in fields.items() if key != "previews"}

@@ -10,9 +10,9 @@ alpha, so the scale is folded into ``up`` and loaders take alpha = rank.
 
 from __future__ import annotations
 
-from catalog.dit_keys import DitKey, names_of, render
-from catalog.keynames import KeyName, diffusers_key
-from catalog.registry import CLIENTS, FAMILIES, TARGET_PREFIX
+from catalog.detect.dit_keys import DitKey, names_of, render
+from catalog.detect.kohya_names import KeyName, diffusers_key
+from catalog.detect.registry import CLIENTS, FAMILIES, TARGET_PREFIX
 
 from .errors import MixError
 

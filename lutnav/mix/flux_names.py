@@ -44,7 +44,7 @@ def to_original(modules: dict, names: dict) -> tuple[dict, dict]:
     ``modules``: module -> Factors; ``names``: module -> DitKey as written. Returns new dicts;
     modules that are not Flux block layers pass through unchanged.
     """
-    from catalog.dit_keys import DitKey
+    from catalog.detect.dit_keys import DitKey
 
     np = numpy()
     out, out_names, fused = {}, {}, {}

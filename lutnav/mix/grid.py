@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.library import Library
+from catalog.index.library import Library
 
 from .errors import MixError
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-from catalog.registry import IMAGE_FAMILIES
+from catalog.detect.registry import IMAGE_FAMILIES
 
 DEFAULTS = {"max_loras": 2, "max_total": 1.0, "weight_range": (-2.0, 2.0)}
 CONFIG_HINT = "[mix] in .lutnav/config.toml"
@@ -164,14 +164,14 @@ def module_set(path: str | Path) -> set[tuple[str, str]]:
     Reads only the header. Keys the mapper does not know (Flux, LLMs) are kept
     verbatim up to the role, so two such files still compare.
     """
-    from catalog.header import read_header
-    from catalog.keynames import parse_key
+    from catalog.files.header import read_header
+    from catalog.detect.kohya_names import parse_key
 
     p = Path(path)
     if p.is_dir():
         p = p / "adapter_model.safetensors"
     out: set[tuple[str, str]] = set()
-    from catalog.dit_keys import parse_dit_key
+    from catalog.detect.dit_keys import parse_dit_key
 
     for key in read_header(p).tensors:
         name = parse_key(key)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalog.durable import atomic_write
-from catalog.library import Library
+from catalog.files.durable import atomic_write
+from catalog.index.library import Library
 
 from .errors import MissingExtra, MixError
 

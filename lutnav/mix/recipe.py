@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import schemas
-from catalog.durable import open_regular
-from catalog.toml_lines import line_of
+from catalog.files.durable import open_regular
+from catalog.files.toml_lines import line_of
 from lutnav.prompt_tags import Spec
 
 from .errors import RecipeError

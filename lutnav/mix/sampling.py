@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.card_file import read_card, write_card
+from catalog.cards.card_file import read_card, write_card
 from catalog.errors import PathOutsideLibrary
-from catalog.library import Library
-from catalog.preview_names import free_preview_path, preview_path
-from catalog.sidecars import card_path
+from catalog.index.library import Library
+from catalog.files.preview_names import free_preview_path, preview_path
+from catalog.cards.sidecars import card_path
 
 from .errors import MixError
 from .guards import entry_problem

@@ -3,7 +3,7 @@
 Merges and bakes need the numbers, not just the header: this is where a kohya
 file and a diffusers/PEFT file become the same thing — for every adapted layer a
 ``down`` and an ``up`` matrix and the alpha that scales them. Names go through
-:mod:`catalog.keynames`; alpha comes from the ``.alpha`` tensors, else from
+:mod:`catalog.detect.kohya_names`; alpha comes from the ``.alpha`` tensors, else from
 diffusers' ``lora_adapter_metadata`` or a PEFT ``adapter_config.json``, else
 alpha = rank (what every loader assumes). Arrays are zero-copy views of a
 read-only memory map, so loading two SDXL LoRAs costs page cache, not RSS.
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.dit_keys import DitKey, names_of, parse_dit_key
-from catalog.header import read_header, read_scalars
-from catalog.keynames import TE1, TE2, UNET, parse_key
+from catalog.detect.dit_keys import DitKey, names_of, parse_dit_key
+from catalog.files.header import read_header, read_scalars
+from catalog.detect.kohya_names import TE1, TE2, UNET, parse_key
 
 from .errors import MergeInputError, MissingExtra
 
@@ -227,7 +227,7 @@ def _kron_factor(roles: dict[str, str], get, w: str):
 
 def _family_of(header, path) -> str | None:
     """The detected base model, which decides whether keys are read with the SD or the DiT rules."""
-    from catalog.classify import classify
+    from catalog.detect.classify import classify
 
     config = Path(path) / "adapter_config.json" if Path(path).is_dir() else None
     adapter = json.loads(config.read_text("utf-8")) if config is not None and config.is_file() else None

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import orjson
 
-from catalog.durable import fsync_dir
-from catalog.readme_card import find_section, parse_readme, section_text
-from catalog.sidecars import FOLDER_README
+from catalog.files.durable import fsync_dir
+from catalog.cards.readme_card import find_section, parse_readme, section_text
+from catalog.cards.sidecars import FOLDER_README
 
 from .errors import PullError
 from .place import user_component

@@ -1,7 +1,7 @@
 """A Hub model card (README.md with YAML front matter) turned into lutnav card fields.
 
 The mapping of front-matter keys onto card fields is the catalog's
-(:func:`catalog.sidecar_formats.from_hub_card`); this module adds what only a pull
+(:func:`catalog.cards.sidecar_formats.from_hub_card`); this module adds what only a pull
 needs: the description paragraph, example prompts from ``widget[].text``, the
 widget images to fetch as previews, the category the tags suggest, and trigger
 words from the weights' own metadata (``modelspec.trigger_phrase``, the tags of
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.sidecar_formats import from_hub_card
+from catalog.cards.sidecar_formats import from_hub_card
 
 MAX_README_BYTES = 1024 * 1024
 #: tag → category, in the order they are tried

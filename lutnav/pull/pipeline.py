@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from catalog.card_file import read_card, write_card
-from catalog.card_slot import claim_card
-from catalog.durable import atomic_write
+from catalog.cards.card_file import read_card, write_card
+from catalog.cards.card_slot import claim_card
+from catalog.files.durable import atomic_write
 from catalog.errors import IndexReadOnly, SidecarError
-from catalog.hashing import same_tensors
-from catalog.library import Library
-from catalog.sidecars import JSON_SIDECARS, MAX_SIDECAR_BYTES
+from catalog.files.hashing import same_tensors
+from catalog.index.library import Library
+from catalog.cards.sidecars import JSON_SIDECARS, MAX_SIDECAR_BYTES
 
 from . import hub
 from .choose import IMAGE_SUFFIXES, PEFT_CONFIG, PICKLE_SUFFIXES, Asker, Pick, choose, human_size

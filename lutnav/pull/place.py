@@ -19,14 +19,14 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalog.card_slot import card_slot
+from catalog.cards.card_slot import card_slot
 from catalog.errors import PathOutsideLibrary
-from catalog.library import Library
-from catalog.preview_names import preview_path
-from catalog.sidecars import card_path
+from catalog.index.library import Library
+from catalog.files.preview_names import preview_path
+from catalog.cards.sidecars import card_path
 
 from .errors import UnsafeName
-from catalog.durable import file_sha256
+from catalog.files.durable import file_sha256
 
 LORA_SUFFIX = ".safetensors"
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt"}

@@ -3,7 +3,7 @@
 Images come from strangers, so each is recognised by its magic bytes (PNG, JPEG,
 WebP) rather than by its name, bounded in size and number (see
 :func:`lutnav.pull.choose.preview_files`), and written under the names the catalog
-and the WebUIs look for (:mod:`catalog.preview_names`): ``<name>.preview.png``, then
+and the WebUIs look for (:mod:`catalog.files.preview_names`): ``<name>.preview.png``, then
 ``<name>.preview.2.png`` …
 """
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from catalog.library import Library
+from catalog.index.library import Library
 
 
 @contextmanager

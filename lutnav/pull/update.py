@@ -15,11 +15,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalog.card_file import read_card, write_card
+from catalog.cards.card_file import read_card, write_card
 from catalog.errors import CatalogError
-from catalog.header import read_header
-from catalog.library import Library
-from catalog.sidecars import card_path
+from catalog.files.header import read_header
+from catalog.index.library import Library
+from catalog.cards.sidecars import card_path
 
 from . import hub
 from .choose import candidates
@@ -118,7 +118,7 @@ def _triggers(weights: Path) -> list[str]:
         header = read_header(path)
     except (CatalogError, OSError):
         return []
-    from catalog.classify import classify
+    from catalog.detect.classify import classify
 
     return header_triggers(classify(header).header_fields, header.metadata)
 

@@ -1,8 +1,8 @@
 """Is a downloaded file a LoRA lutnav can use?  Asked of the catalog's own reader.
 
-The header is read with :func:`catalog.header.read_header` (which refuses exactly
+The header is read with :func:`catalog.files.header.read_header` (which refuses exactly
 what the safetensors library refuses) and classified with
-:func:`catalog.classify.classify`, so a pull accepts the same files a scan
+:func:`catalog.detect.classify.classify`, so a pull accepts the same files a scan
 recognises: full checkpoints, textual-inversion embeddings and tensors with no
 LoRA pairs are refused with the reason the classifier found.
 """
@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from catalog.classify import classify
+from catalog.detect.classify import classify
 from catalog.errors import SafetensorsError
-from catalog.header import read_header
+from catalog.files.header import read_header
 
 from .errors import NotALora
 

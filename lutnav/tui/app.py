@@ -14,10 +14,10 @@ from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Footer, Header, Input, ProgressBar, Static
 
-from catalog.browse import open_card
+from catalog.index.browse import open_card
 from catalog.errors import CatalogError
-from catalog.library import Library
-from catalog.sidecars import card_path
+from catalog.index.library import Library
+from catalog.cards.sidecars import card_path
 from lutnav.prompt_tags import default_weight, tag
 
 from .background import Background

@@ -17,9 +17,9 @@ from textual.widgets import Button, Input, Label, Static, TextArea
 
 from .ordered_input import OrderedInput
 
-from catalog.browse import CardDraft, changed_fields, save_card_text
-from catalog.card import FIELD_DOCS, parse_set
-from catalog.card_file import write_card
+from catalog.index.browse import CardDraft, changed_fields, save_card_text
+from catalog.cards.card import FIELD_DOCS, parse_set
+from catalog.cards.card_file import write_card
 from catalog.errors import CatalogError
 
 #: (field, label) the form offers; the rest of the card is kept as it is

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from catalog.library import Library
-from catalog.scan import ScanProgress, ScanSummary
+from catalog.index.library import Library
+from catalog.index.scan import ScanProgress, ScanSummary
 
 
 def scan(root: Path, on_step: Callable[[ScanProgress], None], *,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from catalog import browse
-from catalog.browse import View
-from catalog.library import Library
+from catalog.index import browse
+from catalog.index.browse import View
+from catalog.index.library import Library
 
 PAGE_SIZE = 100
 #: pages kept in memory (a screenful needs one or two; scrolling back reuses them)

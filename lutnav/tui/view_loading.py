@@ -1,6 +1,6 @@
 """How the app turns tree, search box, filters and sort into the table's rows.
 
-A mixin of the app class: it keeps the current :class:`~catalog.browse.View`,
+A mixin of the app class: it keeps the current :class:`~catalog.index.browse.View`,
 shows the first rows of a new search from a worker thread (only the newest
 view is shown when the user types on), and reads the tree counts and facets in
 the background after the table is on screen.
@@ -13,11 +13,11 @@ import threading
 
 from textual import work
 
-from catalog import browse
-from catalog.browse import View
+from catalog.index import browse
+from catalog.index.browse import View
 from catalog.errors import CatalogError
-from catalog.library import Library
-from catalog.query import SORTABLE
+from catalog.index.library import Library
+from catalog.index.query import SORTABLE
 
 from .entry_table import COLUMNS, EntryTable
 from .folder_tree import FolderTree

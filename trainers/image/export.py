@@ -1,7 +1,7 @@
 """Writing a trained image LoRA as the file AUTOMATIC1111, Forge, ComfyUI and diffusers load as is.
 
 Keys are kohya's (``lora_unet_…``, ``lora_te_…`` / ``lora_te1_…`` / ``lora_te2_…``
-with ``.lora_down`` / ``.lora_up``), spelt by :mod:`catalog.keynames`, the one
+with ``.lora_down`` / ``.lora_up``), spelt by :mod:`catalog.detect.kohya_names`, the one
 place lutnav translates LoRA names; every module carries a real ``.alpha``
 (the trained ``lora_alpha``, not the rank, so the file loads at the strength
 it was trained at).  The header holds kohya's ``ss_*`` training record and the
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from catalog.keynames import TE1, TE2, UNET, KeyName, kohya_key
+from catalog.detect.kohya_names import TE1, TE2, UNET, KeyName, kohya_key
 
 #: modelspec.architecture per family (SAI model spec 1.0 spellings, as sd-scripts writes them)
 ARCHITECTURE = {"sd1": "stable-diffusion-v1/lora", "sd2": "stable-diffusion-v2-512/lora",
@@ -134,7 +134,7 @@ def kohya_to_peft_names(keys: list[str]) -> tuple[dict[str, str], list[str]]:
 
     Used to prove an exported file converts back without losing a tensor.
     """
-    from catalog.keynames import parse_key
+    from catalog.detect.kohya_names import parse_key
 
     mapped, unmapped = {}, []
     roots = {UNET: "unet", TE1: "text_encoder", TE2: "text_encoder_2"}

@@ -94,7 +94,7 @@ def _adapters(config: ImageConfig) -> str:
 def weight_params(files: list[Path]) -> int:
     """Parameters in the model's weight files, from their headers (nothing is loaded)."""
     from catalog.errors import CatalogError
-    from catalog.header import read_header
+    from catalog.files.header import read_header
 
     total = 0
     for path in files:

@@ -29,7 +29,7 @@ _MATERIALISED: dict[str, Path] = {}
 
 def checkpoint_family(path: Path) -> tuple[str | None, str]:
     """``(family, why)`` from the text-encoder tensors' names; ``(None, why)`` when none matches."""
-    from catalog.header import read_header
+    from catalog.files.header import read_header
 
     if path.suffix.lower() != ".safetensors":
         raise ModelLoadError("single-file checkpoints must be .safetensors (pickled .ckpt files are never "

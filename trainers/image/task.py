@@ -235,7 +235,7 @@ class ImageTask:
         what = c.description or (f"Image LoRA for {self.family.upper()} ({self.base_name}), trained on "
                                  f"{data['images']} images.")
         strength = round(sum(c.strength_range) / 2, 3) if c.strength_range else None
-        from catalog.header_fields import top_tags
+        from catalog.detect.metadata_claims import top_tags
 
         training = {
             "task_type": c.task_type, "base_model": c.base_model, "model_family": self.family,

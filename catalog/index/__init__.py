@@ -1,0 +1,1 @@
+"""The library and its SQLite index: walking the tree, scanning, querying, browsing."""
