@@ -117,7 +117,7 @@ def run_reference(folder: Path, batch: int) -> dict:
                               TrainingArguments)
 
     from trainers.config import load_config
-    from trainers.text.check import plan_text
+    from trainers.text.planning import plan_text
 
     config = load_config(config_text(folder, False, batch))
     plan = plan_text(config)

@@ -13,7 +13,7 @@ import pytest
 from trainers.config import key_lines, load_config
 from trainers.errors import ConfigError, DatasetError
 from trainers.schema import schema_text, train_config_schema
-from trainers.text.check import check_data, split_eval
+from trainers.text.checks import check_data, split_eval
 from trainers.text.config import TextConfig
 
 ISSUE_EXAMPLE = """\
@@ -279,7 +279,7 @@ def test_checking_config_and_data_loads_no_torch(tmp_path):
     code = (
         "import sys\n"
         "from trainers.config import load_config\n"
-        "from trainers.text.check import check_data\n"
+        "from trainers.text.checks import check_data\n"
         "from trainers.schema import schema_text\n"
         f"check_data(load_config({str(tmp_path / 'cfg.toml')!r}))\n"
         "schema_text()\n"

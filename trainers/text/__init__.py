@@ -11,7 +11,7 @@ from trainers.text.config import TextConfig
 
 
 def _plan(config):
-    from trainers.text.check import plan_text
+    from trainers.text.planning import plan_text
 
     return plan_text(config)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainers.errors import Problem
-from trainers.text.records import Row
+from trainers.text.dataset import Row
 
 INSTRUCTION_KEYS = ("instruction", "prompt", "question")
 INPUT_KEYS = ("input", "context")
