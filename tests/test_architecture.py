@@ -27,7 +27,6 @@ PACKAGES = ("catalog", "trainers", "lutnav")
 KNOWN_CIRCLES = {
     frozenset({"catalog.files.header", "catalog.files.header_cache", "catalog.files.header_typed", "catalog.files.header_check"}),
     frozenset({"catalog.index.library", "catalog.index.query", "catalog.index.rows", "catalog.index.scan"}),
-    frozenset({"trainers.config", "trainers.registry"}),
 }
 
 

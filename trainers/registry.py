@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from trainers.errors import TrainerError
 
 if TYPE_CHECKING:
-    from trainers.config import CommonConfig
     from trainers.plan import Plan
 
 #: task_type → module that registers it when imported
@@ -42,10 +41,12 @@ class Task:
     """
 
     task_type: str
-    config_class: type[CommonConfig]
+    #: a subclass of :class:`trainers.config.CommonConfig`; not imported here,
+    #: because ``trainers.config`` looks tasks up in this registry
+    config_class: type
     summary: str
-    plan: Callable[[CommonConfig], Plan]
-    create: Callable[[CommonConfig, Plan, Any], Any]
+    plan: Callable[[Any], Plan]
+    create: Callable[[Any, Plan, Any], Any]
 
 
 _TASKS: dict[str, Task] = {}
