@@ -139,7 +139,7 @@ def hash_cmd(ctx, entries: tuple[str, ...], all_: bool, force: bool, as_json: bo
 
 
 def _with_progress(gen):
-    return run_with_progress(gen, "hashing", lambda s: (s.done_bytes, s.total_bytes, s.path))
+    return run_with_progress(gen, "hashing")
 
 
 @click.command("dupes")

@@ -15,7 +15,7 @@ import click
 from catalog.errors import CatalogError
 
 from .context import ensure_indexed, locate, open_library
-from .output import color, echo_json, progress
+from .output import color, echo_json, run_with_progress
 
 DIFFUSERS_HELP = "needs `pip install 'lutnav[train]'`"
 
@@ -44,13 +44,6 @@ def _settings(prompt, negative_prompt, seed, steps, size, guidance):
     if size is not None and size % 8:
         raise click.BadParameter(f"{size} is not a multiple of 8", param_hint="--size")
     return Settings(prompt, negative_prompt, seed, steps, size, guidance)
-
-
-def _image_progress(label: str):
-    """One progress line per image on stderr (a sample takes seconds to minutes each)."""
-    def report(done: int, total: int, what: str) -> None:
-        click.echo(f"{label} {done}/{total}: {what}", err=True)
-    return report
 
 
 def _show(paths: list[Path]) -> None:
@@ -163,9 +156,8 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, to, into_model, ov
     if preview:
         from .mix.sampling import preview_blend
 
-        paths = preview_blend(lib, items, settings, model=model,
-                              merged=merged if into_model is None else None,
-                              progress=_image_progress("preview"))
+        paths = run_with_progress(preview_blend(lib, items, settings, model=model,
+                                                merged=merged if into_model is None else None), "preview")
         _show(paths)
 
 
@@ -216,12 +208,8 @@ def _merge(lib, items, out: Path, rank: int | None, overwrite: bool, to: str | N
 
     command = "lutnav mix " + " ".join(f"{i.name}:{i.weight:g}" for i in items) + f" --out {out.name}"
     command += f" --rank {rank}" if rank is not None else ""
-    with progress("merging", None) as bar:
-        def step(done: int, total: int) -> None:
-            bar.length = total
-            bar.update(done - bar.pos)
-        result = write_merged(lib, items, out, rank=rank, overwrite=overwrite, command=command,
-                              progress=step, to=to)
+    result = run_with_progress(write_merged(lib, items, out, rank=rank, overwrite=overwrite,
+                                            command=command, to=to), "merging")
     how = f"SVD rank {rank}" if rank is not None else "exact"
     click.echo(f"wrote {result.path} ({result.modules} modules, {how}, max rank {result.rank}, "
                f"{result.seconds:.2f} s)", err=True)
@@ -243,11 +231,7 @@ def _merge(lib, items, out: Path, rank: int | None, overwrite: bool, to: str | N
 def _bake(lib, items, base: Path, out: Path, overwrite: bool) -> Path:
     from .mix.bake import bake_into_model
 
-    with progress("baking", None) as bar:
-        def step(done: int, total: int) -> None:
-            bar.length = total
-            bar.update(done - bar.pos)
-        result = bake_into_model(lib, items, base, out, overwrite=overwrite, progress=step)
+    result = run_with_progress(bake_into_model(lib, items, base, out, overwrite=overwrite), "baking")
     click.echo(f"wrote {result.path}: {result.changed} of {result.tensors} weights changed "
                f"({result.seconds:.1f} s)", err=True)
     for line in result.notes:
@@ -377,7 +361,7 @@ def preview_cmd(ctx, name, prompt, negative_prompt, seed, steps, size, guidance,
     _, entry, _ = image_entry(lib, name)
     model_for(lib, entry["base_model"], model)  # config and family first: answers before torch loads
     require_diffusers()
-    _show(preview_entry(lib, name, settings, model=model, progress=_image_progress("preview")))
+    _show(run_with_progress(preview_entry(lib, name, settings, model=model), "preview"))
 
 
 @click.command("grid")
@@ -409,8 +393,9 @@ def grid_cmd(ctx, name, weights, checkpoints, out, prompt, negative_prompt, seed
     else:
         model_for(lib, entry["base_model"], model)
     require_diffusers()
-    path = grid_entry(lib, name, values, settings, checkpoints=checkpoints, model=model, out=out,
-                      progress=_image_progress("grid"), note=lambda text: click.echo(f"note: {text}", err=True))
+    path = run_with_progress(grid_entry(lib, name, values, settings, checkpoints=checkpoints, model=model,
+                                        out=out, note=lambda text: click.echo(f"note: {text}", err=True)),
+                             "grid")
     _show([path])
 
 

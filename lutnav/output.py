@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import click
 import orjson
 
+from catalog.progress import Progress
+
 
 def echo_json(data: object) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
@@ -118,12 +120,14 @@ def progress(label: str, total: int | None) -> Iterator[object]:
         yield bar
 
 
-def run_with_progress(gen, label: str, measure):
-    """Run a long-work generator to its end, turning its yields into a progress bar.
+def run_with_progress(gen, label: str, measure=None):
+    """The one CLI renderer of long work: run ``gen`` to its end, drawing its yields as a bar.
 
-    ``measure(step) -> (done, total, item)`` reads one yielded step (``done`` None
-    to skip it). Returns the generator's return value.
+    ``gen`` yields :class:`catalog.progress.Progress`; ``measure(step) -> (done,
+    total, item)`` reads a step of another shape (``done`` None to skip it).
+    Returns the generator's return value.
     """
+    measure = measure or _measure
     with progress(label, None) as bar:
         while True:
             try:
@@ -135,6 +139,10 @@ def run_with_progress(gen, label: str, measure):
                 bar.length = total
             if done is not None:
                 bar.update(done - bar.pos, item)
+
+
+def _measure(step: Progress) -> tuple[int, int | None, str]:
+    return step.done, step.total, step.item
 
 
 class _Quiet:

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from catalog.detect.kohya_names import parse_key
+from catalog.progress import finish
 from lutnav.cli import cli
 from tests.mixlib import SD1_PICK, build_library, pick, write_lora
 
@@ -119,7 +120,7 @@ def test_svd_merge_reaches_the_optimal_truncation_and_reports_it(tmp_path):
     write_lora(root / "style/b/b.safetensors", mods, rank=8, seed=2, alpha=8.0, dtype="F32")
     lib = build_library(root)
     items = resolve_items(lib, [parse_spec("a:0.7"), parse_spec("b:0.3")])
-    result = write_merged(lib, items, root / "style/a/ab5.safetensors", rank=5)
+    result = finish(write_merged(lib, items, root / "style/a/ab5.safetensors", rank=5))
     want = blend_dense([(root / "style/a/a.safetensors", 0.7), (root / "style/b/b.safetensors", 0.3)])
     got = dense(root / "style/a/ab5.safetensors")
     for module, target in want.items():

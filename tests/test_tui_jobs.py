@@ -8,6 +8,7 @@ import time
 import pytest
 from PIL import Image
 
+from catalog.progress import Progress
 from tests.test_tui_support import (  # noqa: F401  (fixtures)
     demo_lib, demo_template, drive, screen_text, settle, table_names,
 )
@@ -36,13 +37,13 @@ def test_preview_of_an_entry_runs_the_preview_code_and_shows_the_new_image(demo_
 
     calls = []
 
-    def fake_preview_entry(lib, name, settings, *, model=None, progress=None):
+    def fake_preview_entry(lib, name, settings, *, model=None):
         """Stands in for diffusers: writes the image where the real one does, then re-indexes."""
         calls.append((name, threading.current_thread() is threading.main_thread()))
         out = lib.abspath(name).with_name("pixel_locon.preview.png")
         out.unlink(missing_ok=True)
         Image.new("RGB", (64, 64), (200, 30, 30)).save(out)
-        progress(1, 1, name)
+        yield Progress(1, 1, name)
         lib.scan_all()
         return [out]
 
@@ -67,11 +68,11 @@ def test_preview_can_be_cancelled_between_images(demo_lib, monkeypatch):
 
     made = []
 
-    def slow_preview_blend(lib, items, settings, *, model=None, progress=None, **kw):
+    def slow_preview_blend(lib, items, settings, *, model=None, **kw):
         for n in range(1, 200):
             time.sleep(0.02)
             made.append(n)
-            progress(n, 200, f"image {n}")
+            yield Progress(n, 200, f"image {n}")
         return []
 
     monkeypatch.setattr(sampling, "preview_blend", slow_preview_blend)

@@ -18,6 +18,7 @@ from pathlib import Path
 from catalog.files.durable import open_regular
 from catalog.errors import CatalogError
 from catalog.index.library import Library
+from catalog.progress import Progress, Work
 
 CHUNK = 4 * 1024 * 1024
 
@@ -27,13 +28,6 @@ class Hashes:
     sha256: str
     autov2: str
     tensor_sha256: str
-
-
-@dataclass
-class HashProgress:
-    path: str
-    done_bytes: int
-    total_bytes: int
 
 
 def weights_file(lib: Library, rel: str) -> Path:
@@ -76,7 +70,7 @@ def cached(lib: Library, rel: str) -> Hashes | None:
 
 
 def compute(lib: Library, rels: list[str], *, force: bool = False
-            ) -> Generator[HashProgress, None, dict[str, Hashes]]:
+            ) -> Work[dict[str, Hashes]]:
     """Hash entries (cached ones are skipped unless ``force``), yielding progress."""
     results: dict[str, Hashes] = {}
     todo = []
@@ -94,7 +88,7 @@ def compute(lib: Library, rels: list[str], *, force: bool = False
         try:
             while True:
                 n = next(gen)
-                yield HashProgress(rel, base + n, total)
+                yield Progress(base + n, total, rel)  # bytes hashed of all
         except StopIteration as stop:
             hashes = stop.value
         except OSError as exc:
@@ -129,7 +123,7 @@ def duplicate_candidates(lib: Library) -> list[list[str]]:
     return [g[0].split("\0") for g in groups]
 
 
-def find_duplicates(lib: Library) -> Generator[HashProgress, None, list[list[str]]]:
+def find_duplicates(lib: Library) -> Work[list[list[str]]]:
     """Entries with identical tensors: candidates by size, then tensor hash."""
     candidates = duplicate_candidates(lib)
     hashes = yield from compute(lib, [p for group in candidates for p in group])

@@ -22,6 +22,7 @@ from catalog.files.durable import atomic_write
 from catalog.files.header import read_header
 from catalog.detect.kohya_names import TE1, TE2, UNET, diffusers_to_ldm
 from catalog.index.library import Library
+from catalog.progress import Progress, Work
 
 from .blend import check_output, merge_metadata
 from .errors import MixError
@@ -79,9 +80,12 @@ def checkpoint_target(keys: set[str], module: tuple[str, str], family: str | Non
     return None
 
 
-def bake_into_model(lib: Library, items: list, base: Path, out: Path, *, overwrite: bool = False,
-                    progress=None) -> BakeResult:
-    """Write ``base`` with the blend added to every weight it adapts, to ``out`` (atomic)."""
+def bake_into_model(lib: Library, items: list, base: Path, out: Path, *,
+                    overwrite: bool = False) -> Work[BakeResult]:
+    """Write ``base`` with the blend added to every weight it adapts, to ``out`` (atomic).
+
+    Yields a :class:`Progress` per tensor written; returns the :class:`BakeResult`.
+    """
     from .tensors import load_lora
 
     from .merge import module_union
@@ -111,7 +115,7 @@ def bake_into_model(lib: Library, items: list, base: Path, out: Path, *, overwri
     metadata = dict(header.metadata)
     metadata.update({f"lutnav.{k}": v for k, v in merge_metadata(items, family, 0, None, "", out).items()
                      if k in ("ss_merged_from", "ss_merge_weights", "modelspec.merge_recipe")})
-    _stream(base, header, metadata, out, plan, loras, weights, progress)
+    yield from _stream(base, header, metadata, out, plan, loras, weights)
     return BakeResult(out, len(header.tensors), len(plan), time.perf_counter() - start, notes)
 
 
@@ -130,7 +134,7 @@ def _header_bytes(header, metadata: dict[str, str]) -> bytes:
     return text + b" " * (-len(text) % 8)
 
 
-def _stream(base: Path, header, metadata, out: Path, plan, loras, weights, progress) -> None:
+def _stream(base: Path, header, metadata, out: Path, plan, loras, weights) -> Work[None]:
     order = sorted(header.tensors.items(), key=lambda kv: kv[1].start)
     head = _header_bytes(header, metadata)
     with atomic_write(out) as dst, open(base, "rb") as src:
@@ -143,8 +147,7 @@ def _stream(base: Path, header, metadata, out: Path, plan, loras, weights, progr
                 dst.write(_adapted(name, info, raw, plan[name], loras, weights, base))
             else:
                 _copy(src, dst, info.end - info.start)
-            if progress is not None:
-                progress(done, len(order))
+            yield Progress(done, len(order), name)
 
 
 def _copy(src, dst, count: int) -> None:

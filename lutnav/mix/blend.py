@@ -20,6 +20,7 @@ from catalog.detect.kohya_names import TE2, KeyName, kohya_key
 from catalog.index.library import Library
 from catalog.detect.registry import FAMILIES
 from catalog.files.safetensors_writer import encode_floats, write_safetensors
+from catalog.progress import Progress, Work
 
 from .errors import MixError, OutputDirMissing, OutputExists
 from .merge import MergeReport, check_rank, max_rank, merge_exact, merge_svd, module_union
@@ -85,8 +86,10 @@ def claim_output(out: Path, *, overwrite: bool) -> tuple[Path, CardSlot]:
 
 
 def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int | None = None,
-                 overwrite: bool = False, command: str = "", progress=None, to: str | None = None) -> MergeResult:
+                 overwrite: bool = False, command: str = "", to: str | None = None) -> Work[MergeResult]:
     """Merge ``items`` into ``out`` (exact, or SVD to ``rank``), card it and index it.
+
+    Yields a :class:`Progress` per module merged; returns the :class:`MergeResult`.
 
     Every module gets the same alpha (the top rank) with its own rank/alpha folded
     into ``up``: diffusers turns per-module kohya alphas into patterns that match
@@ -130,8 +133,7 @@ def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int |
         tensors[keys[1]] = (tag, list(up.shape), _bytes(up))
         if keys[2] is not None:
             tensors[keys[2]] = alpha
-        if progress is not None:
-            progress(done, total)
+        yield Progress(done, total, module[1])
     metadata = merge_metadata(items, family, top_rank, rank, command, out)
     if namer is not None:
         metadata["lutnav_key_spelling"] = namer[3]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from catalog.index.library import Library
+from catalog.progress import Progress, Work
 
 from .errors import MixError
 
@@ -104,7 +105,7 @@ def checkpoints_in(folder: Path, lib: Library, base: str | None) -> tuple[list, 
 
 def grid_entry(lib: Library, name: str, weights: list[float], settings, *,
                checkpoints: Path | None = None, model: str | None = None,
-               out: Path | None = None, progress=None, note=None) -> Path:
+               out: Path | None = None, note=None) -> Work[Path]:
     """Render ``name`` at each weight on each checkpoint and save the labelled sheet;
     ``note(text)`` hears about checkpoints left out."""
     from .preview import Shot, a1111_parameters, default_prompt, load_pipeline, model_for, render
@@ -131,8 +132,7 @@ def grid_entry(lib: Library, name: str, weights: list[float], settings, *,
             shot = Shot(f"{base_model.label} @ {w:g}", [(file, file.stem, w)], out, prompt, negative)
             row.append(render(pipe, shot, settings))
             done += 1
-            if progress is not None:
-                progress(done, total, shot.label)
+            yield Progress(done, total, shot.label)
         rows.append(row)
     sheet = compose_grid(rows, [m.label for m in models], [f"{file.stem}:{w:g}" for w in weights],
                          title=prompt)

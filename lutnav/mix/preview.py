@@ -15,6 +15,7 @@ from pathlib import Path
 
 from catalog.files.durable import atomic_write
 from catalog.index.library import Library
+from catalog.progress import Progress, Work
 
 from .errors import MissingExtra, MixError
 
@@ -289,13 +290,12 @@ def default_prompt(entries: list[dict]) -> str:
     return ", ".join([DEFAULT_PROMPT, *words])
 
 
-def run_shots(model: BaseModel, shots: list[Shot], s: Settings, progress=None) -> list[Path]:
-    """Render and save every shot; ``progress(done, total, label)`` after each."""
+def run_shots(model: BaseModel, shots: list[Shot], s: Settings) -> Work[list[Path]]:
+    """Render and save every shot, yielding a :class:`Progress` after each; the paths."""
     pipe = load_pipeline(model)
     written = []
     for done, shot in enumerate(shots, 1):
         image = render(pipe, shot, s)
         written.append(save_png(image, shot.out, a1111_parameters(shot, s, model.label)))
-        if progress is not None:
-            progress(done, len(shots), shot.label)
+        yield Progress(done, len(shots), shot.label)
     return written

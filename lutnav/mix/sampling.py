@@ -14,6 +14,7 @@ from catalog.errors import PathOutsideLibrary
 from catalog.index.library import Library
 from catalog.files.preview_names import free_preview_path, preview_path
 from catalog.cards.sidecars import card_path
+from catalog.progress import Work
 
 from .errors import MixError
 from .guards import entry_problem
@@ -33,8 +34,8 @@ def image_entry(lib: Library, name: str) -> tuple[str, dict, Path]:
     return rel, entry, lib.abspath(rel)
 
 
-def preview_entry(lib: Library, name: str, s: Settings, *, model: str | None = None,
-                  progress=None) -> list[Path]:
+def preview_entry(lib: Library, name: str, s: Settings, *,
+                  model: str | None = None) -> Work[list[Path]]:
     """Sample ``name`` at its card strength and store the image as one of its previews."""
     rel, entry, file = image_entry(lib, name)
     base_model = model_for(lib, entry["base_model"], model)
@@ -42,7 +43,7 @@ def preview_entry(lib: Library, name: str, s: Settings, *, model: str | None = N
     shot = Shot(entry["name"], [(file, file.stem, float(weight))], free_preview_path(file, is_folder=False),
                 s.prompt or default_prompt([entry]),
                 s.negative_prompt or entry.get("negative_prompt") or "")
-    paths = run_shots(base_model, [shot], s, progress)
+    paths = yield from run_shots(base_model, [shot], s)
     record_previews(file, paths)
     lib.scan_all()
     return paths
@@ -62,8 +63,7 @@ def record_previews(file: Path, paths: list[Path]) -> None:
 
 
 def preview_blend(lib: Library, items: list, s: Settings, *, model: str | None = None,
-                  out_dir: Path | None = None, merged: Path | None = None,
-                  progress=None) -> list[Path]:
+                  out_dir: Path | None = None, merged: Path | None = None) -> Work[list[Path]]:
     """Each LoRA alone at its weight, then the blend (or the merged file at 1.0)."""
     bases = {i.entry.get("base_model") for i in items} - {"unknown", None}
     base_model = model_for(lib, bases.pop() if len(bases) == 1 else None, model)
@@ -81,7 +81,7 @@ def preview_blend(lib: Library, items: list, s: Settings, *, model: str | None =
         shots.append(Shot(f"merged {merged.stem}", [(merged, merged.stem, 1.0)], blend_out, prompt, negative))
     else:
         shots.append(Shot(f"blend {label}", files, out_dir / f"{label}.blend.png", prompt, negative))
-    paths = run_shots(base_model, shots, s, progress)
+    paths = yield from run_shots(base_model, shots, s)
     if merged is not None:
         record_previews(merged, paths[-1:])
         try:

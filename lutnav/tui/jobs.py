@@ -30,10 +30,6 @@ def scan(root: Path, on_step: Callable[[ScanProgress], None], *,
         lib.db.close()
 
 
-class _Cancelled(Exception):
-    pass
-
-
 def preview(root: Path, specs: list[str], on_step: Callable[[str, int, int], None], *,
             cancel: Callable[[], bool]) -> list[Path] | None:
     """Sample images with the code behind ``lutnav preview`` / ``lutnav mix --preview``.
@@ -47,21 +43,33 @@ def preview(root: Path, specs: list[str], on_step: Callable[[str, int, int], Non
     from lutnav.mix.sampling import preview_blend, preview_entry
     from lutnav.prompt_tags import parse_specs
 
-    def progress(done: int, total: int, label: str) -> None:
-        on_step(label, done, total)
-        if cancel():
-            raise _Cancelled
-
     lib = Library(root)
     try:
         parsed = parse_specs(specs)
         settings = preview_defaults(Settings(steps=None, size=None), lib)
         if len(parsed) == 1 and parsed[0].weight is None:
-            return preview_entry(lib, parsed[0].name, settings, progress=progress)
+            return follow(preview_entry(lib, parsed[0].name, settings), on_step, cancel)
         from lutnav.mix.blend import resolve_items
 
-        return preview_blend(lib, resolve_items(lib, parsed), settings, progress=progress)
-    except _Cancelled:
-        return None
+        return follow(preview_blend(lib, resolve_items(lib, parsed), settings), on_step, cancel)
     finally:
         lib.db.close()
+
+
+def follow(work, on_step: Callable[[str, int, int], None], cancel: Callable[[], bool]):
+    """The TUI's one way to run long work: report each :class:`Progress`, stop when cancelled.
+
+    Returns the work's result, or ``None`` when cancelled (checked between steps;
+    closing the generator lets its ``finally`` blocks and temp-file cleanup run).
+    """
+    try:
+        while True:
+            try:
+                step = next(work)
+            except StopIteration as stop:
+                return stop.value
+            on_step(step.item, step.done, step.total or 0)
+            if cancel():
+                return None
+    finally:
+        work.close()
