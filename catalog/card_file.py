@@ -28,7 +28,7 @@ from typing import Any
 
 from catalog.card import Card, FIELD_KINDS, card_schema, check_card_dict, check_field
 from catalog.card_text import CardTextError, edit_text, plain
-from catalog.errors import CardBusy, CardConflict, CardError, CardWriteError, SidecarError
+from catalog.errors import CardBusy, CardConflict, CardError, CardTaken, CardWriteError, SidecarError
 from catalog.textfile import UTF8_BOM, decode_utf8, has_bom
 from .durable import fsync_dir, temp_prefix
 
@@ -120,10 +120,12 @@ def write_card(path: str | Path, updates: dict[str, Any], *, expected_digest: st
         raise CardError("a card is a .toml file; refusing to write anything else", path=path)
     if not path.parent.is_dir():
         raise CardError("the folder for this card does not exist", path=path)
+    _refuse_link(path)
     seen_digest = expected_digest
     seen = {} if expected_digest is None else base
     with card_lock(path):
         for _ in range(_ATTEMPTS):
+            _refuse_link(path)
             current = read_card_bytes(path)
             now_digest = digest(current) if current is not None else None
             now = parse_card_bytes(path, current) if current is not None else {}
@@ -142,6 +144,16 @@ def write_card(path: str | Path, updates: dict[str, Any], *, expected_digest: st
                 raise CardWriteError(f"cannot write the card ({err.strerror or err})", path=path) from None
             return card
     raise CardConflict("the card kept changing while it was being written; nothing written", path=path)
+
+
+def _refuse_link(path: Path) -> None:
+    """A card that is a link is not read by a scan (its target may lie outside the library),
+    so an edit through it could only be checked against nothing: replacing the link would copy
+    the target's text into the library, and a clash would repeat on every retry."""
+    if path.is_symlink():
+        raise CardTaken("the card is a link; lutnav reads and writes cards only as files of their own, "
+                        "nothing written", path=path,
+                        hint="replace the link by a copy of the file it points at, then run the command again")
 
 
 def _what_changed(before: str | None, now: str | None) -> str:
