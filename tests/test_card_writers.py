@@ -214,3 +214,14 @@ def test_demo_keeps_a_card_the_user_edited_unless_told(tmp_path):
     res = CliRunner().invoke(cli, ["demo", "--into", str(root), "--overwrite"])
     assert res.exit_code == 0, res.output
     assert card.read_bytes() == demo_card
+
+
+@pytest.mark.parametrize("spelling", ["plain", "dotted"])
+def test_mix_out_onto_one_of_its_inputs_is_refused_even_with_overwrite(lib, spelling):
+    ink = lib.root / "style/ink/ink.safetensors"
+    before, card = ink.read_bytes(), (lib.root / "style/ink/ink.toml").read_bytes()
+    out = ink if spelling == "plain" else lib.root / "style/ink/../ink/./ink.safetensors"
+    result = run(lib, "mix", "ink:0.5", "hero:0.4", "--out", str(out), "--force", "--overwrite")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "refusing to write the blend over ink, one of the files it blends" in result.output
+    assert ink.read_bytes() == before and (lib.root / "style/ink/ink.toml").read_bytes() == card
