@@ -282,6 +282,9 @@ class _Out:
         in_folder = path.name == PEFT_CARD_NAME
         lora = path.parent if in_folder else path.with_suffix(".safetensors")
         slot = card_slot(lora, is_folder=in_folder)
+        if slot.digest is not None and slot.values == data and slot.taken_by is None:
+            self._path(rel)
+            return  # the demo's values already: the user's comments and layout stay
         if slot.digest is not None and slot.values != data and not self.overwrite:
             self.note(f"kept {rel}: it differs from the demo's card (`lutnav demo --overwrite` resets it)")
             return

@@ -216,6 +216,17 @@ def test_demo_keeps_a_card_the_user_edited_unless_told(tmp_path):
     assert card.read_bytes() == demo_card
 
 
+def test_demo_again_keeps_comments_added_to_a_card_whose_values_it_would_write(tmp_path):
+    root = tmp_path / "loras"
+    assert CliRunner().invoke(cli, ["demo", "--into", str(root)]).exit_code == 0
+    card = root / "character/cats/zzcat.toml"
+    card.write_bytes(b"# where I use it: posters\r\n" + card.read_bytes().replace(b"\n", b"\r\n"))
+    edited = card.read_bytes()
+    res = CliRunner().invoke(cli, ["demo", "--into", str(root)])
+    assert res.exit_code == 0, res.output
+    assert card.read_bytes() == edited
+
+
 @pytest.mark.parametrize("spelling", ["plain", "dotted"])
 def test_mix_out_onto_one_of_its_inputs_is_refused_even_with_overwrite(lib, spelling):
     ink = lib.root / "style/ink/ink.safetensors"
