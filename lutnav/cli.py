@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -35,6 +36,12 @@ class LutnavGroup(DefaultGroup):
         except CatalogError as exc:
             raise click.ClickException(str(exc)) from None
         except Exception as exc:
+            if isinstance(exc, sqlite3.DatabaseError):  # an index damaged after it was opened
+                from catalog.db import damaged
+
+                found = damaged(_index_path(ctx), exc)
+                if isinstance(found, CatalogError):
+                    raise click.ClickException(str(found)) from None
             if _is_trainer_error(exc):
                 raise click.ClickException(str(exc)) from None
             if isinstance(exc, OSError):
@@ -63,6 +70,13 @@ def os_error_line(exc: OSError) -> str:
     text = f"{where}: {what}" if where else what
     advice = _OS_ADVICE.get(exc.errno)
     return f"{text} — {advice}" if advice else text
+
+
+def _index_path(ctx: click.Context) -> Path:
+    from catalog.library import INDEX_DIR, INDEX_FILE
+
+    library = ctx.params.get("library") or default_root()
+    return Path(library) / INDEX_DIR / INDEX_FILE
 
 
 def _is_trainer_error(exc: Exception) -> bool:
