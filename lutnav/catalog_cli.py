@@ -10,7 +10,7 @@ from catalog import hashing
 from catalog.errors import CatalogError
 
 from .context import ensure_indexed, open_library, run_scan_with_progress
-from .output import echo_json, run_with_progress, table
+from .output import echo_json, run_with_progress, shown, table
 from .prompt_tags import format_tags, parse_specs
 
 
@@ -97,7 +97,7 @@ def card_cmd(ctx, entry: str, sets: tuple[str, ...]) -> None:
         raise CardConflict(err.message, path=err.path, fields=err.fields,
                            hint=f"to set yours over it, run: {_card_command(ctx, entry, sets)}") from None
     run_scan_with_progress(lib)
-    click.echo(f"wrote {lib.relpath(target)}: " + ", ".join(sorted(updates)))
+    click.echo(f"wrote {shown(lib.relpath(target))}: " + ", ".join(sorted(updates)))
 
 
 def _card_command(ctx, entry: str, sets: tuple[str, ...]) -> str:
@@ -156,7 +156,7 @@ def dupes_cmd(ctx, as_json: bool) -> None:
     for i, group in enumerate(groups, 1):
         click.echo(f"group {i}:")
         for path in group:
-            click.echo(f"  {path}")
+            click.echo(f"  {shown(path)}")
 
 
 @click.command("prompt")

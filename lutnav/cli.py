@@ -21,7 +21,7 @@ from catalog.library import default_root
 
 from . import __version__
 from .context import ensure_indexed, open_library, run_scan_with_progress
-from .output import echo_json, table
+from .output import echo_json, shown, table
 
 #: optional command modules: each exposes COMMANDS, a list of click commands
 EXTENSIONS = ("lutnav.mix_cli", "lutnav.pull_cli", "lutnav.train_cli", "lutnav.label_cli", "lutnav.tui_cli")
@@ -34,18 +34,18 @@ class LutnavGroup(DefaultGroup):
         try:
             return super().invoke(ctx)
         except CatalogError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shown(str(exc))) from None
         except Exception as exc:
             if isinstance(exc, sqlite3.DatabaseError):  # an index damaged after it was opened
                 from catalog.db import damaged
 
                 found = damaged(_index_path(ctx), exc)
                 if isinstance(found, CatalogError):
-                    raise click.ClickException(str(found)) from None
+                    raise click.ClickException(shown(str(found))) from None
             if _is_trainer_error(exc):
-                raise click.ClickException(str(exc)) from None
+                raise click.ClickException(_trainer_message(exc)) from None
             if isinstance(exc, OSError):
-                raise click.ClickException(os_error_line(exc)) from None
+                raise click.ClickException(shown(os_error_line(exc))) from None
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -70,6 +70,13 @@ def os_error_line(exc: OSError) -> str:
     text = f"{where}: {what}" if where else what
     advice = _OS_ADVICE.get(exc.errno)
     return f"{text} — {advice}" if advice else text
+
+
+def _trainer_message(exc: Exception) -> str:
+    """One line, or one per problem where a check lists several (each shown safely)."""
+    if getattr(exc, "problems", None):
+        return "\n".join(shown(line) for line in str(exc).split("\n"))
+    return shown(str(exc))
 
 
 def _index_path(ctx: click.Context) -> Path:
