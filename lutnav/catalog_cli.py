@@ -183,8 +183,12 @@ def demo_cmd(ctx, into: Path | None, overwrite: bool) -> None:
     root = into or ctx.find_root().obj["root"]
     try:
         write_demo(Path(root), overwrite=overwrite, note=lambda text: click.echo(f"note: {text}", err=True))
-    except (FileExistsError, OSError) as exc:
-        raise CatalogError(str(exc)) from None
+    except OSError as exc:
+        if isinstance(exc, CatalogError):
+            raise
+        from .cli import os_error_line
+
+        raise CatalogError(os_error_line(exc)) from None
     lib = Library(root)
     ctx.find_root().obj["lib"] = lib
     s = run_scan_with_progress(lib, full=True)
