@@ -26,10 +26,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from catalog.card import Card, FIELD_KINDS, card_schema, check_card_dict, check_field
+from catalog.card import FIELD_KINDS, Card, card_schema, check_card_dict, check_field
 from catalog.card_text import CardTextError, edit_text, plain
-from catalog.errors import CardBusy, CardConflict, CardError, CardTaken, CardWriteError, SidecarError
-from catalog.textfile import UTF8_BOM, decode_utf8, has_bom
+from catalog.errors import (
+    CardBusy,
+    CardConflict,
+    CardError,
+    CardTaken,
+    CardWriteError,
+    SidecarError,
+)
+from catalog.textfile import UTF8_BOM, decode_utf8, has_bom, loads_toml
+
 from .durable import fsync_dir, temp_prefix
 
 #: A card is a few hundred bytes; the bound is the one every sidecar read has.
@@ -69,7 +77,7 @@ def card_text(path: Path | str, data: bytes) -> str:
 def parse_card_bytes(path: Path | str, data: bytes) -> dict[str, Any]:
     """Decode TOML; errors name the line (tomllib puts it in the message)."""
     try:
-        return tomllib.loads(card_text(path, data))
+        return loads_toml(card_text(path, data))
     except tomllib.TOMLDecodeError as err:
         raise SidecarError(f"not valid TOML: {err}", path=path) from None
 
@@ -217,7 +225,7 @@ def _edited(path: Path, current: bytes | None, updates: dict[str, Any], fresh: b
     except CardTextError as err:
         raise SidecarError(f"not valid TOML: {err}", path=path) from None
     try:
-        raw = tomllib.loads(new_text)
+        raw = loads_toml(new_text)
     except tomllib.TOMLDecodeError as err:  # an update lutnav could not place; never written
         raise CardError(f"the edited card would not be valid TOML ({err})", path=path) from None
     clean, problems = check_card_dict(raw)

@@ -131,7 +131,7 @@ def damaged(path: Path, err: sqlite3.DatabaseError) -> Exception:
 
 
 #: what SQLite says of a file that is not (or no longer) a database
-_CORRUPT = re.compile(r"not a database|malformed|corrupt", re.I)
+_CORRUPT = re.compile(r"not a database|malformed|corrupt", re.IGNORECASE)
 
 
 def pending(db: sqlite_utils.Database) -> bool:

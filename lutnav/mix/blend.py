@@ -23,7 +23,14 @@ from catalog.library import Library
 from catalog.writer import encode_floats, write_safetensors
 
 from .errors import MixError, OutputDirMissing, OutputExists
-from .merge import MergeReport, check_rank, max_rank, merge_exact, merge_svd, module_union
+from .merge import (
+    MergeReport,
+    check_rank,
+    max_rank,
+    merge_exact,
+    merge_svd,
+    module_union,
+)
 
 #: kohya/modelspec spellings of the base families
 SS_BASE = {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0"}
