@@ -21,7 +21,9 @@ VERBS = [["ls"], ["scan"], ["show", "ink"], ["search", "ink"], ["prompt", "ink:0
 def library(tmp_path):
     root = tmp_path / "loras"
     write_lora(root / "style/ink/ink.safetensors", pick("sd1", SD1_PICK))
-    Library(root).scan_all()
+    lib = Library(root)
+    lib.scan_all()
+    lib.db.close()  # closed now, not when collected: a late close would checkpoint over the spoiled file
     return root
 
 
