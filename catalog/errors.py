@@ -63,6 +63,14 @@ class IndexReadOnly(CatalogError, PermissionError):
 # --- safetensors files ----------------------------------------------------------
 
 
+class IndexDamaged(CatalogError):
+    """The index file is not a SQLite database lutnav can read (garbage bytes, a bad disk):
+    it holds only what a scan rebuilds from the files, so the way out is to rebuild it."""
+
+    hint = ("move that file away (it holds only what a scan rebuilds: the index and cached hashes; "
+            "cards and sidecars are beside the LoRAs) and run `lutnav scan`")
+
+
 class SafetensorsError(CatalogError, ValueError):
     """A file that the safetensors library would refuse to open."""
 

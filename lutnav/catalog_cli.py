@@ -10,7 +10,7 @@ from catalog.files import hashing
 from catalog.errors import CatalogError
 
 from .context import ensure_indexed, open_library, run_scan_with_progress
-from .output import echo_json, run_with_progress, table
+from .output import echo_json, run_with_progress, shown, table
 from .prompt_tags import format_tags, parse_specs
 
 
@@ -100,7 +100,7 @@ def card_cmd(ctx, entry: str, sets: tuple[str, ...]) -> None:
         raise CardConflict(err.message, path=err.path, fields=err.fields,
                            hint=f"to set yours over it, run: {_card_command(ctx, entry, sets)}") from None
     run_scan_with_progress(lib)
-    click.echo(f"wrote {lib.relpath(target)}: " + ", ".join(sorted(updates)))
+    click.echo(f"wrote {shown(lib.relpath(target))}: " + ", ".join(sorted(updates)))
 
 
 def _card_command(ctx, entry: str, sets: tuple[str, ...]) -> str:
@@ -158,7 +158,7 @@ def dupes_cmd(ctx, as_json: bool) -> None:
     for i, group in enumerate(groups, 1):
         click.echo(f"group {i}:")
         for path in group:
-            click.echo(f"  {path}")
+            click.echo(f"  {shown(path)}")
 
 
 @click.command("prompt")
@@ -208,8 +208,12 @@ def demo_cmd(ctx, into: Path | None, no_models: bool, overwrite: bool) -> None:
     root = Path(into or ctx.find_root().obj["root"])
     try:
         written = write_demo(root, overwrite=overwrite, note=lambda text: click.echo(f"note: {text}", err=True))
-    except (FileExistsError, OSError) as exc:
-        raise CatalogError(str(exc)) from None
+    except OSError as exc:
+        if isinstance(exc, CatalogError):
+            raise
+        from .cli import os_error_line
+
+        raise CatalogError(os_error_line(exc)) from None
     models = None
     if not no_models:
         from .demo_models import write_demo_models

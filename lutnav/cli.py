@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import sqlite3
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +23,7 @@ from catalog.index.query import SORTABLE
 
 from . import __version__
 from .context import ensure_indexed, open_library, run_scan_with_progress
-from .output import echo_json, echo_json_array, table
+from .output import echo_json, echo_json_array, shown, table
 
 #: every module that adds commands; each exposes COMMANDS, a list of click commands.
 #: They import nothing heavy at module level, so listing them keeps `--help` fast.
@@ -37,12 +38,18 @@ class LutnavGroup(DefaultGroup):
         try:
             return super().invoke(ctx)
         except CatalogError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shown(str(exc))) from None
         except Exception as exc:
+            if isinstance(exc, sqlite3.DatabaseError):  # an index damaged after it was opened
+                from catalog.index.db import damaged
+
+                found = damaged(_index_path(ctx), exc)
+                if isinstance(found, CatalogError):
+                    raise click.ClickException(shown(str(found))) from None
             if _is_trainer_error(exc):
-                raise click.ClickException(str(exc)) from None
+                raise click.ClickException(_trainer_message(exc)) from None
             if isinstance(exc, OSError):
-                raise click.ClickException(os_error_line(exc)) from None
+                raise click.ClickException(shown(os_error_line(exc))) from None
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -67,6 +74,20 @@ def os_error_line(exc: OSError) -> str:
     text = f"{where}: {what}" if where else what
     advice = _OS_ADVICE.get(exc.errno)
     return f"{text} — {advice}" if advice else text
+
+
+def _trainer_message(exc: Exception) -> str:
+    """One line, or one per problem where a check lists several (each shown safely)."""
+    if getattr(exc, "problems", None):
+        return "\n".join(shown(line) for line in str(exc).split("\n"))
+    return shown(str(exc))
+
+
+def _index_path(ctx: click.Context) -> Path:
+    from catalog.index.library import INDEX_DIR, INDEX_FILE
+
+    library = ctx.params.get("library") or default_root()
+    return Path(library) / INDEX_DIR / INDEX_FILE
 
 
 def _is_trainer_error(exc: Exception) -> bool:

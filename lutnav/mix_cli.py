@@ -15,7 +15,7 @@ import click
 from catalog.errors import CatalogError
 
 from .context import ensure_indexed, locate, open_library
-from .output import color, echo_json, run_with_progress
+from .output import color, echo_json, run_with_progress, shown
 
 DIFFUSERS_HELP = "needs `pip install 'lutnav[train]'`"
 
@@ -219,7 +219,7 @@ def _merge(lib, items, out: Path, rank: int | None, overwrite: bool, to: str | N
         click.echo(f"relative Frobenius error per module: worst {worst:.4g}{where}, "
                    f"mean {result.report.mean:.4g}", err=True)
     if result.rel:
-        click.echo(f"indexed as {result.rel} (card lists its parents)", err=True)
+        click.echo(shown(f"indexed as {result.rel} (card lists its parents)"), err=True)
     else:
         click.echo("outside the library: written with its card, not indexed", err=True)
     from lutnav.prompt_tags import tag
@@ -267,9 +267,9 @@ def convert_cmd(ctx, source: str, to: str, out: Path | None, overwrite: bool) ->
     extra = f"; alpha folded into lora_B for {result.folded} modules" if result.folded else ""
     click.echo(f"{result.modules} modules, {result.tensors} tensors, {to} names{extra}", err=True)
     if result.card is not None:
-        click.echo(f"card fields carried over into {result.card.name}", err=True)
+        click.echo(shown(f"card fields carried over into {result.card.name}"), err=True)
     _index_if_inside(ctx, lib, result.path)
-    click.echo(str(result.path))
+    click.echo(shown(result.path))
 
 
 def _check_writable(ctx, lib, out: Path) -> None:

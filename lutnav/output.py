@@ -57,9 +57,33 @@ def color() -> bool:
     return interactive() and not os.environ.get("NO_COLOR")
 
 
+#: categories of characters a terminal acts on instead of showing: controls (newline, escape),
+#: format characters (bidi overrides, zero-width), line/paragraph separators, surrogates
+_UNSHOWN = ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown(text: object) -> str:
+    """``text`` as one line that shows what it holds: a file may be called ``new\nline`` or
+    carry an escape sequence or a bidi override, and printed raw it would split a line, recolour
+    the terminal or read backwards.  Such characters are written as escapes (``\\n``, ``\\x1b``,
+    ``\\u202e``); everything else, CJK included, is left as it is."""
+    text = str(text)
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(_escape(ch) if unicodedata.category(ch) in _UNSHOWN else ch for ch in text)
+
+
+def _escape(ch: str) -> str:
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def table(rows: Iterable[Sequence[object]], headers: Sequence[str], *,
           max_widths: dict[int, int] | None = None) -> None:
-    rows = [["" if v is None else str(v) for v in r] for r in rows]
+    rows = [["" if v is None else shown(v) for v in r] for r in rows]
     max_widths = max_widths or {}
     widths = [cells(h) for h in headers]
     for i, column in enumerate(zip(*rows)):  # one pass per column: 10,000 rows in milliseconds

@@ -11,7 +11,7 @@ import click
 from catalog.errors import CatalogError
 
 from .context import ensure_indexed, open_library
-from .output import echo_json, interactive, table
+from .output import echo_json, interactive, shown, table
 
 
 def _terminal() -> bool:
@@ -178,7 +178,7 @@ def export_cmd(ctx, entry: str, out: Path, overwrite: bool) -> None:
     lib = open_library(ctx)
     ensure_indexed(lib)
     members = export_zip(lib, entry, out, overwrite=overwrite)
-    click.echo(f"wrote {out} ({len(members)} files: {', '.join(members)})")
+    click.echo(shown(f"wrote {out} ({len(members)} files: {', '.join(members)})"))
 
 
 @click.command("link")

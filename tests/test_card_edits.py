@@ -384,3 +384,19 @@ def test_a_form_opened_before_another_edit_saves_onto_it(folder):
     write_card(path, parse_set(items), expected_digest=draft.digest, base=draft.values)
     raw = tomllib.loads(path.read_text("utf-8"))
     assert raw["tags"] == ["ink"] and raw["strength"] == 0.3
+
+
+def test_a_card_that_is_a_link_is_refused_and_neither_end_changes(indexed, tmp_path):
+    """A scan never reads a linked card; an edit through one would copy the target's text into
+    the library, or clash with it on every retry."""
+    lib = indexed
+    card = lib / "style" / "ink" / "ink.toml"
+    outside = tmp_path / "pyproject.toml"
+    outside.write_text('[project]\nname = "mine"\n')
+    card.unlink(missing_ok=True)
+    card.symlink_to(outside)
+    for _ in range(2):  # the retry the message suggests does not loop into the same refusal elsewhere
+        result = CliRunner().invoke(cli, ["--library", str(lib), "card", "ink", "--set", "strength=0.5"])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert f"{card}: the card is a link" in result.output and len(result.output.strip().splitlines()) == 1
+    assert card.is_symlink() and outside.read_text() == '[project]\nname = "mine"\n'

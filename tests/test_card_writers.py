@@ -214,3 +214,25 @@ def test_demo_keeps_a_card_the_user_edited_unless_told(tmp_path):
     res = CliRunner().invoke(cli, ["demo", "--into", str(root), "--overwrite"])
     assert res.exit_code == 0, res.output
     assert card.read_bytes() == demo_card
+
+
+def test_demo_again_keeps_comments_added_to_a_card_whose_values_it_would_write(tmp_path):
+    root = tmp_path / "loras"
+    assert CliRunner().invoke(cli, ["demo", "--into", str(root)]).exit_code == 0
+    card = root / "character/cats/zzcat.toml"
+    card.write_bytes(b"# where I use it: posters\r\n" + card.read_bytes().replace(b"\n", b"\r\n"))
+    edited = card.read_bytes()
+    res = CliRunner().invoke(cli, ["demo", "--into", str(root)])
+    assert res.exit_code == 0, res.output
+    assert card.read_bytes() == edited
+
+
+@pytest.mark.parametrize("spelling", ["plain", "dotted"])
+def test_mix_out_onto_one_of_its_inputs_is_refused_even_with_overwrite(lib, spelling):
+    ink = lib.root / "style/ink/ink.safetensors"
+    before, card = ink.read_bytes(), (lib.root / "style/ink/ink.toml").read_bytes()
+    out = ink if spelling == "plain" else lib.root / "style/ink/../ink/./ink.safetensors"
+    result = run(lib, "mix", "ink:0.5", "hero:0.4", "--out", str(out), "--force", "--overwrite")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "refusing to write the blend over ink, one of the files it blends" in result.output
+    assert ink.read_bytes() == before and (lib.root / "style/ink/ink.toml").read_bytes() == card

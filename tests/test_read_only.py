@@ -150,3 +150,12 @@ def test_pull_into_a_library_with_a_read_only_index_gives_one_line(library, area
                                  "--name", "copy"))
     assert ".lutnav" in line and "nothing added" in line
     assert sorted(p.name for p in library.rglob("*")) == before
+
+
+def test_demo_into_a_read_only_folder_says_what_to_do(area):
+    out_dir = area / "shared"
+    out_dir.mkdir()
+    lock_down(out_dir)
+    line = one_line_error(lutnav("demo", "--into", str(out_dir / "demo")))
+    assert f"{out_dir / 'demo'}: Permission denied — you cannot write there" in line
+    assert not list(out_dir.iterdir())

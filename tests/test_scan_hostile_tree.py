@@ -124,3 +124,11 @@ def test_a_fifo_given_as_a_mix_recipe_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, "--library", str(root), "mix", "--recipe", str(fifo)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "not a regular file" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_dangling_link_is_said_to_point_at_nothing(tmp_path):
+    """Not "indexed there": there is no file there to index."""
+    root = _lib(tmp_path)
+    os.symlink("gone.safetensors", root / "style" / "ink" / "dangling.safetensors")
+    summary = Library(root).scan_all()
+    assert "style/ink/dangling.safetensors: link to a file that does not exist — nothing to index" in summary.skipped

@@ -245,3 +245,135 @@ def test_forged_schedule_or_optimizer_values_are_refused_before_training(trained
     with pytest.raises(ResumeError) as caught:
         follow(train(load_config(write_config(root, '"auto"'))), tty=False)
     assert "\n" not in str(caught.value) and "does not fit this run" in str(caught.value)
+
+
+def _forge(run_root: Path, edit) -> Path:
+    """A run folder whose checkpoint-2 was edited by ``edit(training_state)`` and re-manifested
+    (someone who forges the state forges the manifest too); the run resumes from it."""
+    from trainers import manifest
+
+    target = run_root / "output" / "checkpoint-2"
+    shutil.rmtree(run_root / "output" / "checkpoint-4")
+    edit(target / ckpt.STATE_DIR)
+    manifest.write(target, ckpt.STATE_DIR)
+    return target
+
+
+def _copy_run(trained: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "run"
+    root.mkdir()
+    for name in ("tiny-llama", "facts.jsonl"):
+        os.symlink(trained / name, root / name)
+    shutil.copytree(trained / "output", root / "output")
+    return root
+
+
+def _edit_tensors(name: str, change):
+    from safetensors.torch import load_file, save_file
+
+    def edit(state: Path) -> None:
+        tensors = load_file(str(state / name))
+        save_file(change(tensors), str(state / name))
+    return edit
+
+
+@pytest.mark.parametrize("change", [
+    # a moment of another shape: the fused AdamW kernel wrote past its end (a crash, not an error)
+    lambda t: {k: torch.zeros(3, 3) if k.endswith("exp_avg") else v for k, v in t.items()},
+    lambda t: {k: v.to(torch.int64) if k.endswith("exp_avg_sq") else v for k, v in t.items()},
+    lambda t: {k: torch.tensor([1.0, 2.0]) if k.endswith(".step") else v for k, v in t.items()},
+    lambda t: {**t, "999.exp_avg": torch.zeros(2)},
+], ids=["shape", "dtype", "step", "index"])
+def test_forged_optimizer_tensors_are_refused_before_training(trained, tmp_path, change):
+    from trainers.config import load_config
+    from trainers.progress import follow
+    from trainers.run import train
+
+    root = _copy_run(trained, tmp_path)
+    _forge(root, _edit_tensors("optimizer.safetensors", change))
+    with pytest.raises(ResumeError) as caught:
+        follow(train(load_config(write_config(root, '"auto"'))), tty=False)
+    assert "\n" not in str(caught.value) and "the optimizer state does not fit this run" in str(caught.value)
+    assert not (root / "output" / "checkpoint-4").exists()
+
+
+def test_forged_trainable_tensors_of_a_non_float_dtype_are_refused(trained, tmp_path):
+    from trainers.config import load_config
+    from trainers.progress import follow
+    from trainers.run import train
+
+    root = _copy_run(trained, tmp_path)
+    _forge(root, _edit_tensors("trainable.safetensors", lambda t: {k: v.to(torch.bool) for k, v in t.items()}))
+    with pytest.raises(ResumeError, match="not a floating-point type"):
+        follow(train(load_config(write_config(root, '"auto"'))), tty=False)
+
+
+def test_random_state_metadata_out_of_range_is_one_line(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from trainers.config import load_config
+    from trainers.progress import follow
+    from trainers.run import train
+
+    def edit(state: Path) -> None:
+        tensors = load_file(str(state / "rng-0.safetensors"))
+        save_file(tensors, str(state / "rng-0.safetensors"),
+                  metadata={"numpy": '["MT19937", 1e999, 0, 0]', "python": "[3, null]"})
+    root = _copy_run(trained, tmp_path)
+    _forge(root, edit)
+    with pytest.raises(ResumeError, match="random generator state is unreadable"):
+        follow(train(load_config(write_config(root, '"auto"'))), tty=False)
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "lutnav_state.json"])
+def test_deeply_nested_json_is_one_line(run_copy, name):
+    from trainers import manifest
+
+    target = run_copy / "checkpoint-4"
+    (target / ckpt.STATE_DIR / name).write_text("[" * 100_000 + "]" * 100_000)
+    if name != "manifest.json":
+        manifest.write(target, ckpt.STATE_DIR)
+    with pytest.raises(ResumeError) as caught:
+        ckpt.find_resume(run_copy, "auto")
+    assert str(caught.value).startswith(f"{target / ckpt.STATE_DIR / name}:") and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["link", "file"])
+def test_a_checkpoint_name_that_is_a_link_or_a_file_is_refused(run_copy, tmp_path, kind):
+    """``auto`` neither follows a ``checkpoint-N`` link out of the output folder nor passes over it."""
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(run_copy / "checkpoint-2", outside)
+    stand_in = run_copy / "checkpoint-9"
+    if kind == "link":
+        os.symlink(outside, stand_in)
+    else:
+        stand_in.write_text("not a folder")
+    with pytest.raises(ResumeError) as caught:
+        ckpt.find_resume(run_copy, "auto")
+    assert str(caught.value).startswith(f"{stand_in}: checkpoint-9 in the output folder is "
+                                        f"{'a link' if kind == 'link' else 'not a folder'}")
+    assert "\n" not in str(caught.value)
+
+
+def test_leftover_staging_links_are_removed_without_touching_their_target(run_copy, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    for name in (".checkpoint-6.partial", ".checkpoint-4.old"):
+        os.symlink(outside, run_copy / name)
+    (run_copy / ".checkpoint-8.partial").write_text("a file in the way")
+    ckpt.clean_staging(run_copy)
+    assert sorted(p.name for p in run_copy.iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    assert (outside / "keep.txt").read_text() == "keep"
+
+
+def test_resume_pointed_at_a_large_tree_is_refused_without_walking_it_all(tmp_path, monkeypatch):
+    from trainers import manifest
+
+    monkeypatch.setattr(manifest, "MAX_ENTRIES", 50)
+    tree = tmp_path / "big"
+    for i in range(30):
+        (tree / f"d{i}").mkdir(parents=True)
+        (tree / f"d{i}" / "f.txt").write_text("x")
+    with pytest.raises(ResumeError, match="more than 50 files and folders"):
+        ckpt.find_resume(tmp_path, str(tree))

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def read_state(folder: Path) -> dict[str, Any]:
         state = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         raise ResumeError("not a lutnav checkpoint (no training state inside)", path=folder) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise ResumeError(f"training state is unreadable ({err})", path=path) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ResumeError("this checkpoint was written by another lutnav version, in a format this one does "
@@ -95,14 +96,14 @@ def publish(staging: Path, final: Path) -> None:
     manifest.write(staging, STATE_DIR)
     _fsync_tree(staging)
     old = None
-    if final.exists():
+    if os.path.lexists(final):
         old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
+        remove(old)
         os.replace(final, old)
     os.replace(staging, final)
     fsync_dir(final.parent)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        remove(old)
 
 
 def prune(output_dir: Path, keep: int) -> list[Path]:
@@ -122,7 +123,7 @@ def clean_staging(output_dir: Path) -> None:
     if output_dir.is_dir():
         for item in output_dir.iterdir():
             if item.name.startswith(".checkpoint-") and item.name.endswith((".partial", ".old")):
-                shutil.rmtree(item, ignore_errors=True)
+                remove(item)
 
 
 def find_resume(output_dir: Path, resume: str) -> Path | None:
@@ -131,6 +132,7 @@ def find_resume(output_dir: Path, resume: str) -> Path | None:
     if resume == "none":
         return None
     if resume == "auto":
+        _refuse_stand_ins(output_dir)
         found = list_checkpoints(output_dir)
         if not found:
             return None
@@ -142,6 +144,33 @@ def find_resume(output_dir: Path, resume: str) -> Path | None:
     verify(folder)
     read_state(folder)
     return folder
+
+
+def _refuse_stand_ins(output_dir: Path) -> None:
+    """A ``checkpoint-N`` that is a link or a file is not one lutnav wrote: ``auto`` would
+    follow the link out of ``output_dir`` or a later save would replace the file."""
+    if not output_dir.is_dir():
+        return
+    for item in sorted(output_dir.iterdir()):
+        if _NAME.match(item.name) and not stat.S_ISDIR(os.lstat(item).st_mode):
+            kind = "a link" if item.is_symlink() else "not a folder"
+            raise ResumeError(f"{item.name} in the output folder is {kind}, so not a checkpoint lutnav wrote",
+                              path=manifest.shown(item),
+                              hint="move it out of the output folder, or point resume at a checkpoint folder")
+
+
+def remove(path: Path) -> None:
+    """Remove a leftover of an earlier save: a folder with what is in it, or a link or file in
+    its place (only the link itself, never what it points at)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def check_processes(folder: Path, state: dict[str, Any], *, processes: int, batch_size: int) -> None:

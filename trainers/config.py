@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catalog.files.textfile import loads_toml
 from trainers.errors import ConfigError, Problem
 from trainers.settings import check_bounds, config_fields, convert, hints, setting
 from trainers.textfile import read_utf8
@@ -134,7 +135,7 @@ def parse_config(text: str, path: Path, overrides: dict[str, Any] | None = None)
     from trainers.registry import get_task, task_types
 
     try:
-        raw = tomllib.loads(text)
+        raw = loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         line = _toml_error_line(str(err))
         raise ConfigError("the config is not valid TOML", [Problem(str(path), line, str(err))]) from None

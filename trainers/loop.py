@@ -262,9 +262,7 @@ def _save(task: TrainTask, model, optimizer, scheduler, accelerator, config: Com
     staging, final = ckpt.staging_dir(out, step), ckpt.checkpoint_dir(out, step)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
+        ckpt.remove(staging)
         staging.mkdir(parents=True)
         task.save(accelerator.unwrap_model(model), staging, step)
     accelerator.wait_for_everyone()

@@ -29,6 +29,9 @@ MANIFEST = "manifest.json"
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt", ".pyc", ".npy", ".npz", ".joblib")
 #: a manifest larger than this is not one lutnav wrote
 MAX_MANIFEST_BYTES = 4 << 20
+#: a folder holding more entries than this is not a checkpoint (checked while walking it, so a
+#: ``resume`` pointed at a large tree is refused at once instead of walked whole)
+MAX_ENTRIES = 10_000
 _HINT = ("remove that file if you know where it came from (lutnav never reads it), "
          "or set resume = \"none\" to start over")
 
@@ -59,21 +62,21 @@ def verify(folder: Path, state_dir: str) -> None:
         if rel.lower().endswith(PICKLE_SUFFIXES):
             raise ResumeError("this checkpoint holds a file lutnav did not write (pickle formats can run code "
                               "when loaded; lutnav never loads them) — the checkpoint is refused",
-                              path=_shown(folder / rel), hint=_HINT)
+                              path=shown(folder / rel), hint=_HINT)
     listed = _read(target, folder)
     own = _rel(target, folder)
     for rel in sorted(found):
         if rel != own and rel not in listed:
             raise ResumeError("this checkpoint holds a file lutnav did not write (it is not in the manifest) "
-                              "— the checkpoint is refused", path=_shown(folder / rel), hint=_HINT)
+                              "— the checkpoint is refused", path=shown(folder / rel), hint=_HINT)
     for rel, entry in sorted(listed.items()):
         path = folder / rel
         if rel not in found:
-            raise ResumeError("a file of this checkpoint is missing (it is in the manifest)", path=_shown(path),
+            raise ResumeError("a file of this checkpoint is missing (it is in the manifest)", path=shown(path),
                               hint="resume from another checkpoint, or set resume = \"none\" to start over")
         if path.stat().st_size != entry["size"] or file_sha256(path) != entry["sha256"]:
             raise ResumeError("this file changed after lutnav wrote it (its sha256 does not match the manifest) "
-                              "— the checkpoint is refused", path=_shown(path),
+                              "— the checkpoint is refused", path=shown(path),
                               hint="resume from another checkpoint, or set resume = \"none\" to start over")
 
 
@@ -96,7 +99,7 @@ def _read(target: Path, folder: Path) -> dict[str, dict[str, Any]]:
             if not (isinstance(entry, dict) and isinstance(entry.get("size"), int)
                     and isinstance(entry.get("sha256"), str)):
                 raise ValueError(f"bad entry for {rel!r}")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as err:
         raise ResumeError(f"the checkpoint manifest is unreadable ({err})".replace("\n", " "), path=target,
                           hint=hint) from None
     return files
@@ -106,7 +109,13 @@ def _walk(folder: Path, *, refuse: bool = False) -> set[str]:
     """Relative POSIX paths of the regular files under ``folder``; links and special files are
     refused (when ``refuse``) without being followed or opened."""
     found = set()
+    seen = 0
     for root, dirs, files in os.walk(folder, followlinks=False):
+        seen += len(dirs) + len(files)
+        if refuse and seen > MAX_ENTRIES:
+            raise ResumeError(f"this folder holds more than {MAX_ENTRIES} files and folders, far more than a "
+                              "checkpoint lutnav writes — it is refused", path=shown(folder),
+                              hint="point resume at a checkpoint-N folder lutnav wrote, or set resume = \"none\"")
         for name in [*dirs, *files]:
             path = Path(root) / name
             mode = os.lstat(path).st_mode
@@ -116,13 +125,13 @@ def _walk(folder: Path, *, refuse: bool = False) -> set[str]:
                 if refuse:
                     kind = "a link" if stat.S_ISLNK(mode) else "not a regular file"
                     raise ResumeError(f"this checkpoint holds {kind}, which lutnav never writes — the "
-                                      "checkpoint is refused", path=_shown(path), hint=_HINT)
+                                      "checkpoint is refused", path=shown(path), hint=_HINT)
                 continue
             found.add(_rel(path, folder))
     return found
 
 
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
     """The path as the error shows it: quoted when its name holds line breaks or other controls."""
     text = str(path)
     return repr(text) if any(ord(c) < 32 or ord(c) == 127 for c in text) else text

@@ -19,8 +19,15 @@ from trainers.errors import Problem
 def read_utf8(path: Path, problems: list[Problem]) -> str | None:
     """The file's text with any BOM dropped; ``None`` and a problem naming the first bad byte
     when it is not UTF-8."""
+    from catalog.files.durable import open_regular
+    from catalog.errors import CatalogError
+
     try:
-        return Path(path).read_text("utf-8-sig")
+        with open_regular(path) as fh:  # a FIFO in the file's place is refused, never waited on
+            return fh.read().decode("utf-8-sig")
+    except CatalogError:
+        problems.append(Problem(str(path), None, "not a regular file (a FIFO, socket or device); not read"))
+        return None
     except UnicodeDecodeError as err:
         problems.append(Problem(str(path), None, f"not UTF-8 text (bad byte at offset {err.start}); "
                                 "save it as UTF-8"))

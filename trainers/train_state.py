@@ -53,6 +53,8 @@ def load_trainable(model, path: Path) -> None:
                           f"{missing[0]}", path=path)
     for name, tensor in saved.items():
         if name in params:
+            if not tensor.is_floating_point():
+                raise ResumeError(f"tensor {name} has dtype {tensor.dtype}, not a floating-point type", path=path)
             if params[name].shape != tensor.shape:
                 raise ResumeError(f"tensor {name} has shape {tuple(tensor.shape)}, the model expects "
                                   f"{tuple(params[name].shape)}", path=path)
@@ -83,9 +85,11 @@ def optimizer_state(optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def load_optimizer(optimizer, path: Path, part: dict[str, Any]) -> None:
     state: dict[int, dict[str, Any]] = {}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     try:
         for key, tensor in _load_tensors(path).items():
             index, name = key.split(".", 1)
+            _fits(optimizer, tensor, params, int(index), key)
             state.setdefault(int(index), {})[name] = tensor
         for index, values in part["scalars"].items():
             state.setdefault(int(index), {}).update(values)
@@ -94,8 +98,27 @@ def load_optimizer(optimizer, path: Path, part: dict[str, Any]) -> None:
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     except ResumeError:
         raise
-    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as err:
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError, RuntimeError) as err:
         raise ResumeError(f"the optimizer state does not fit this run ({_first_line(err)})", path=path) from None
+
+
+def _fits(optimizer, tensor, params: list, index: int, key: str) -> None:
+    """An optimizer state tensor must be a float shaped like its parameter, or a float scalar
+    (Adam's ``step``; Adafactor also keeps row and column statistics): the fused kernels index
+    memory by the parameter's size, so a tensor of another shape would be read and written out
+    of bounds, not refused.  (bitsandbytes keeps quantised blocks, which it checks itself.)"""
+    if not 0 <= index < len(params):
+        raise ValueError(f"{key}: there is no parameter {index} (the run has {len(params)})")
+    if type(optimizer).__module__.startswith("bitsandbytes"):
+        return
+    shape = tuple(params[index].shape)
+    allowed = {shape, ()}
+    if type(optimizer).__name__ == "Adafactor":
+        allowed |= {shape[:-1], shape[:-2] + shape[-1:]}
+    if not tensor.is_floating_point():
+        raise ValueError(f"{key}: dtype {tensor.dtype} is not a floating-point type")
+    if tuple(tensor.shape) not in allowed:
+        raise ValueError(f"{key}: shape {tuple(tensor.shape)}, the parameter has {shape}")
 
 
 def _like(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +176,7 @@ def load_rng(path: Path) -> None:
             torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in cuda])
         np.random.set_state((kind, tensors["numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
         random.setstate((version, tuple(int(v) for v in tensors["python"].tolist()), gauss_next))
-    except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as err:
+    except (KeyError, TypeError, ValueError, OverflowError, RuntimeError, json.JSONDecodeError) as err:
         raise ResumeError(f"the random generator state is unreadable ({_first_line(err)})", path=path) from None
 
 
@@ -167,7 +190,7 @@ def load_scheduler(scheduler, saved: dict[str, Any], path: Path) -> None:
     try:
         _same_shape(saved, scheduler_state(scheduler))
         scheduler.load_state_dict(dict(saved))
-    except (AttributeError, KeyError, TypeError, ValueError) as err:
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as err:
         raise ResumeError(f"the learning-rate schedule state does not fit this run ({_first_line(err)})",
                           path=path) from None
 

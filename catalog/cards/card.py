@@ -20,6 +20,7 @@ from typing import Any
 
 from catalog.errors import CardError
 from catalog.cards.field_values import EXPECTED, coerce, parse_text, show_value
+from catalog.files.textfile import loads_toml
 
 
 def _doc(text: str) -> Any:
@@ -205,7 +206,7 @@ def _parse_set_value(key: str, text: str) -> Any:
         return None
     try:
         if kind == "table":
-            value = tomllib.loads(f"v = {text}")["v"]
+            value = loads_toml(f"v = {text}")["v"]
         else:
             value = parse_text(kind, text)
         return check_field(key, value)
@@ -217,7 +218,7 @@ def _parse_set_value(key: str, text: str) -> Any:
 def _toml_scalar(text: str) -> Any:
     """``1e-4`` → 0.0001, ``true`` → True, anything that is not TOML → the text."""
     try:
-        return tomllib.loads(f"v = {text.strip()}")["v"]
+        return loads_toml(f"v = {text.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         return text.strip()
 

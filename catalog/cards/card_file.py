@@ -27,8 +27,8 @@ from typing import Any
 
 from catalog.cards.card import Card, FIELD_KINDS, card_schema, check_card_dict, check_field
 from catalog.cards.card_text import CardTextError, edit_text, plain
-from catalog.errors import CardBusy, CardConflict, CardError, CardWriteError, SidecarError
-from catalog.files.textfile import UTF8_BOM, decode_utf8, has_bom
+from catalog.errors import CardBusy, CardConflict, CardError, CardTaken, CardWriteError, SidecarError
+from catalog.files.textfile import UTF8_BOM, decode_utf8, has_bom, loads_toml
 from catalog.files.durable import atomic_write
 
 #: A card is a few hundred bytes; the bound is the one every sidecar read has.
@@ -68,7 +68,7 @@ def card_text(path: Path | str, data: bytes) -> str:
 def parse_card_bytes(path: Path | str, data: bytes) -> dict[str, Any]:
     """Decode TOML; errors name the line (tomllib puts it in the message)."""
     try:
-        return tomllib.loads(card_text(path, data))
+        return loads_toml(card_text(path, data))
     except tomllib.TOMLDecodeError as err:
         raise SidecarError(f"not valid TOML: {err}", path=path) from None
 
@@ -119,10 +119,12 @@ def write_card(path: str | Path, updates: dict[str, Any], *, expected_digest: st
         raise CardError("a card is a .toml file; refusing to write anything else", path=path)
     if not path.parent.is_dir():
         raise CardError("the folder for this card does not exist", path=path)
+    _refuse_link(path)
     seen_digest = expected_digest
     seen = {} if expected_digest is None else base
     with card_lock(path):
         for _ in range(_ATTEMPTS):
+            _refuse_link(path)
             current = read_card_bytes(path)
             now_digest = digest(current) if current is not None else None
             now = parse_card_bytes(path, current) if current is not None else {}
@@ -141,6 +143,16 @@ def write_card(path: str | Path, updates: dict[str, Any], *, expected_digest: st
                 raise CardWriteError(f"cannot write the card ({err.strerror or err})", path=path) from None
             return card
     raise CardConflict("the card kept changing while it was being written; nothing written", path=path)
+
+
+def _refuse_link(path: Path) -> None:
+    """A card that is a link is not read by a scan (its target may lie outside the library),
+    so an edit through it could only be checked against nothing: replacing the link would copy
+    the target's text into the library, and a clash would repeat on every retry."""
+    if path.is_symlink():
+        raise CardTaken("the card is a link; lutnav reads and writes cards only as files of their own, "
+                        "nothing written", path=path,
+                        hint="replace the link by a copy of the file it points at, then run the command again")
 
 
 def _what_changed(before: str | None, now: str | None) -> str:
@@ -204,7 +216,7 @@ def _edited(path: Path, current: bytes | None, updates: dict[str, Any], fresh: b
     except CardTextError as err:
         raise SidecarError(f"not valid TOML: {err}", path=path) from None
     try:
-        raw = tomllib.loads(new_text)
+        raw = loads_toml(new_text)
     except tomllib.TOMLDecodeError as err:  # an update lutnav could not place; never written
         raise CardError(f"the edited card would not be valid TOML ({err})", path=path) from None
     clean, problems = check_card_dict(raw)

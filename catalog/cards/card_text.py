@@ -46,6 +46,8 @@ def edit_text(text: str, updates: dict[str, Any], *, fresh: bool = False) -> str
         doc = tomlkit.document() if fresh else tomlkit.parse(text)
     except TOMLKitError as err:
         raise CardTextError(str(err)) from None
+    except RecursionError:  # tomlkit recurses per nested value, as tomllib does
+        raise CardTextError("values are nested too deeply") from None
     for key, value in updates.items():
         if isinstance(value, dict) and FIELD_KINDS.get(key) == "table":
             _edit_table(doc, key, value)

@@ -8,6 +8,8 @@ one rule holds for all of them.
 from __future__ import annotations
 
 import codecs
+import tomllib
+from typing import Any
 
 UTF8_BOM = codecs.BOM_UTF8
 
@@ -19,3 +21,14 @@ def decode_utf8(data: bytes) -> str:
 
 def has_bom(data: bytes) -> bool:
     return data.startswith(UTF8_BOM)
+
+
+def loads_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads``, where values nested too deeply for its recursive parser (``a =
+    [[[[…`` a few thousand deep, which any file or argument can hold) are a
+    ``TOMLDecodeError`` like any other bad TOML, not a ``RecursionError`` that would end a
+    whole scan."""
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("values are nested too deeply") from None

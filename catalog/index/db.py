@@ -6,13 +6,14 @@ scan, so a migration that cannot carry data over may simply clear a table.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import sys
 from pathlib import Path
 
 import orjson
 
-from catalog.errors import IndexReadOnly
+from catalog.errors import IndexDamaged, IndexReadOnly
 
 
 def _import_sqlite_utils():
@@ -196,12 +197,28 @@ def connect(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
     # no plugins: loading them scans every installed distribution's entry points (tens
     # of ms in a venv with the training stack, on every `ls`), and the index uses none
     db = sqlite_utils.Database(conn, execute_plugins=False)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    db.enable_wal()
-    conn.execute("PRAGMA synchronous = NORMAL")
-    if migrate and migrations.pending(db):
-        migrations.apply(db)
+    try:
+        conn.execute("PRAGMA busy_timeout = 30000")
+        db.enable_wal()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if migrate and migrations.pending(db):
+            migrations.apply(db)
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise damaged(path, err) from None
     return db
+
+
+def damaged(path: Path, err: sqlite3.DatabaseError) -> Exception:
+    """``err`` as the one line it deserves: :class:`IndexDamaged` when the file is not a
+    database (or is corrupt), ``err`` itself for errors of the moment (a lock, a full disk)."""
+    if isinstance(err, sqlite3.OperationalError) and not _CORRUPT.search(str(err)):
+        return err
+    return IndexDamaged(f"the index is damaged ({err})", path=path)
+
+
+#: what SQLite says of a file that is not (or no longer) a database
+_CORRUPT = re.compile(r"not a database|malformed|corrupt", re.IGNORECASE)
 
 
 def pending(db: sqlite_utils.Database) -> bool:
@@ -226,8 +243,10 @@ def connect_read_only(path: Path) -> sqlite_utils.Database:
         conn = sqlite3.connect(base + flags, uri=True, timeout=30.0, check_same_thread=False)
         try:
             conn.execute("select count(*) from sqlite_master").fetchone()
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as err:
             conn.close()
+            if _CORRUPT.search(str(err)):
+                raise damaged(path, err) from None
             continue
         db = sqlite_utils.Database(conn)
         if migrations.pending(db):

@@ -16,6 +16,7 @@ from catalog.index import db as dbmod
 from catalog.errors import (
     CatalogError, FolderNotWritable, IndexBusy, IndexReadOnly, LibraryNotFound, PathOutsideLibrary,
 )
+from catalog.files.textfile import loads_toml
 
 INDEX_DIR = ".lutnav"
 INDEX_FILE = "catalog.db"
@@ -160,7 +161,7 @@ class Library:
         if not path.is_file():
             return {}
         try:
-            return tomllib.loads(path.read_text("utf-8"))
+            return loads_toml(path.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise CatalogError(f"config is not valid TOML ({exc})", path=path,
                                hint="fix the file or delete it to use the defaults") from None

@@ -111,6 +111,9 @@ def _entries_in(dir_path: str, rel_dir: str, items: list[os.DirEntry], real_root
                 if not _inside(target, real_root):
                     report.skipped.append(f"{rel}: symlink points outside the library — not followed")
                     continue
+                if not os.path.lexists(target):
+                    report.skipped.append(f"{rel}: link to a file that does not exist — nothing to index")
+                    continue
                 if _walked_anyway(target, real_root):
                     shown = os.path.relpath(target, real_root).replace(os.sep, "/")
                     report.skipped.append(f"{rel}: link to {shown} — indexed there, under its real path")

@@ -8,7 +8,9 @@ recipe, beside a card that lists its parents.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,14 @@ from catalog.files.safetensors_writer import encode_floats, write_safetensors
 from catalog.progress import Progress, Work
 
 from .errors import MixError, OutputDirMissing, OutputExists
-from .merge import MergeReport, check_rank, max_rank, merge_exact, merge_svd, module_union
+from .merge import (
+    MergeReport,
+    check_rank,
+    max_rank,
+    merge_exact,
+    merge_svd,
+    module_union,
+)
 
 
 @dataclass
@@ -85,6 +94,18 @@ def claim_output(out: Path, *, overwrite: bool) -> tuple[Path, CardSlot]:
     return out, claim_card(out, replace=overwrite, is_folder=False)
 
 
+def _refuse_an_input(lib: Library, items: list[BlendItem], out: Path) -> None:
+    """``--out`` naming one of the blended files (under any spelling or link) would replace that
+    entry and its card with the blend, as ``convert`` onto its source would."""
+    if not out.exists():
+        return
+    for item in items:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(out, lib.abspath(item.rel)):
+                raise MixError(f"refusing to write the blend over {item.name}, one of the files it blends",
+                               path=out, hint="give --out another name")
+
+
 def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int | None = None,
                  overwrite: bool = False, command: str = "", to: str | None = None) -> Work[MergeResult]:
     """Merge ``items`` into ``out`` (exact, or SVD to ``rank``), card it and index it.
@@ -101,6 +122,7 @@ def write_merged(lib: Library, items: list[BlendItem], out: Path, *, rank: int |
 
     start = time.perf_counter()
     out, slot = claim_output(out, overwrite=overwrite)
+    _refuse_an_input(lib, items, out)
     loras = [load_lora(lib.abspath(i.rel)) for i in items]
     weights = [i.weight for i in items]
     if any(lora.names for lora in loras):

@@ -18,6 +18,7 @@ from typing import Any
 import schemas
 from catalog.files.durable import open_regular
 from catalog.files.toml_lines import line_of
+from catalog.files.textfile import loads_toml
 from lutnav.prompt_tags import Spec
 
 from .errors import RecipeError
@@ -50,7 +51,7 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError("larger than 1 MB; not a recipe", path=path)
     try:
         text = data.decode("utf-8")
-        raw = tomllib.loads(text)
+        raw = loads_toml(text)
     except UnicodeDecodeError as exc:
         raise RecipeError(f"not UTF-8 text (bad byte at offset {exc.start})", path=path) from None
     except tomllib.TOMLDecodeError as exc:

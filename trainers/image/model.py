@@ -120,14 +120,15 @@ def load_components(info: ModelInfo, family: str, *, dtype=None) -> Components:
 
     root = info.path
     kw = {"local_files_only": True}
+    weights = {**kw, "use_safetensors": True}  # lutnav never unpickles: .bin weights are not loaded
     try:
-        unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dtype, **kw)
-        vae = AutoencoderKL.from_pretrained(root, subfolder="vae", **kw)
-        encoders = [CLIPTextModel.from_pretrained(root, subfolder="text_encoder", dtype=dtype, **kw)]
+        unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dtype, **weights)
+        vae = AutoencoderKL.from_pretrained(root, subfolder="vae", **weights)
+        encoders = [CLIPTextModel.from_pretrained(root, subfolder="text_encoder", dtype=dtype, **weights)]
         tokenizers = [CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", **kw)]
         if family == "sdxl":
             encoders.append(CLIPTextModelWithProjection.from_pretrained(root, subfolder="text_encoder_2",
-                                                                        dtype=dtype, **kw))
+                                                                        dtype=dtype, **weights))
             tokenizers.append(CLIPTokenizer.from_pretrained(root, subfolder="tokenizer_2", **kw))
         scheduler = DDPMScheduler.from_pretrained(root, subfolder="scheduler", **kw)
     except (OSError, ValueError, KeyError) as err:

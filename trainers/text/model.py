@@ -17,7 +17,11 @@ def load_tokenizer(config_or_path: Any):
     """The base model's tokenizer (``pad_token`` falls back to EOS)."""
     from transformers import AutoTokenizer
 
+    from trainers.local_models import checked
+
     path = getattr(config_or_path, "base_model", config_or_path)
+    if Path(path).exists():
+        checked(Path(path))  # a FIFO among its files would hang the loader
     try:
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as err:
@@ -54,7 +58,8 @@ def load_base_model(base_model: str, *, dtype=None, quantization: str = "none", 
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a local load is quick; lutnav draws its own progress
-    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype or torch.float32}
+    # safetensors only: lutnav never unpickles, and a pytorch_model.bin is a pickle
+    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype or torch.float32, "use_safetensors": True}
     if quantization != "none":
         kwargs["quantization_config"] = quantization_config(quantization, dtype or torch.bfloat16)
         kwargs["device_map"] = {"": device if device is not None else 0}

@@ -43,10 +43,14 @@ def resolve_targets(setting: str | list[str], model_type: str | None) -> list[st
 
 def auto_targets_for_folder(model_path: str) -> list[str] | None:
     """The auto targets of a local model folder, read from its config.json (no torch needed)."""
+    from catalog.files.durable import open_regular
+    from catalog.errors import CatalogError
+
     config = Path(model_path) / "config.json"
     try:
-        model_type = json.loads(config.read_text("utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):
+        with open_regular(config) as fh:  # a FIFO in its place is not waited on
+            model_type = json.loads(fh.read(1 << 20)).get("model_type")
+    except (OSError, ValueError, AttributeError, CatalogError):
         return None
     found = auto_targets(model_type)
     return found if isinstance(found, list) else None
