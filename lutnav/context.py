@@ -72,6 +72,13 @@ def locate(ctx: click.Context, text: str) -> Located:
         return Located(lib.abspath(rel), lib, rel)
     path = Path(text).expanduser()
     if not path.exists():
+        try:  # a path inside the library, as `ls` prints them (style/ink/x.safetensors)
+            lib = open_library(ctx)
+            ensure_indexed(lib)
+            rel = lib.resolve(text)
+            return Located(lib.abspath(rel), lib, rel)
+        except CatalogError:
+            pass
         raise EntryNotFound("no such file or folder", path=text,
                             hint="a word without '/' is looked up as an entry name; `lutnav ls` lists them")
     try:
