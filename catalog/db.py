@@ -210,6 +210,8 @@ def m006_compact_sources(db: sqlite_utils.Database) -> None:
                         row["rowid"]])
     conn.executemany("update entries set sources = ?, header_fields = ?, header_sources = ? "
                      "where rowid = ?", updates)
+    if updates:  # the update trigger re-indexed every row: merge the full-text segments back
+        conn.execute("insert into [entries_fts] ([entries_fts]) values ('optimize')")
 
 
 def connect(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
