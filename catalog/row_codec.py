@@ -5,7 +5,8 @@ columns were a third of every row while saying little of their own:
 
 - ``sources`` ends with the header-fact labels (``format``, ``base_model``,
   ``rank``, ``alpha``), which follow from the row's own facts: only the card
-  part is stored, the rest is derived again on reading;
+  part is stored, the rest is derived again on reading, and a card field
+  whose source is the header's own label for it is only named;
 - ``header_fields`` mostly repeats card fields the header won (title, tags,
   training), and ``header_sources`` gives each of them the same label
   ("kohya ss_*"): they are stored as one list, naming a field instead of
@@ -48,13 +49,16 @@ def _same(a: Any, b: Any) -> bool:
 def pack(row: dict) -> None:
     """Turn ``sources`` / ``header_fields`` / ``header_sources`` of a finished (bounded,
     not yet JSON-encoded) row into their compact forms, in place."""
+    fields, labels = row.get("header_fields"), row.get("header_sources")
+    header_labels = labels if isinstance(labels, dict) else {}
     sources = row.get("sources")
     if isinstance(sources, dict):
         facts = fact_sources(row)
         cards = {k: v for k, v in sources.items() if k not in facts}
         if list({**cards, **facts}.items()) == list(sources.items()):
-            row["sources"] = [cards]  # a list marks the compact form; a dict is stored in full
-    fields, labels = row.get("header_fields"), row.get("header_sources")
+            # a list marks the compact form (a dict is stored in full); a field whose
+            # source is the header's own label for it is named alone
+            row["sources"] = [[k if header_labels.get(k) == v else [k, v] for k, v in cards.items()]]
     if isinstance(fields, dict) and isinstance(labels, dict):
         items: list = [k if k in row and k not in _OWN and _same(v, row[k]) else [k, v]
                        for k, v in fields.items()]
@@ -64,16 +68,12 @@ def pack(row: dict) -> None:
             label = shared.pop()
         row["header_fields"], row["header_sources"] = ([items, label] if fields else None), None
 
-
 #: row columns that are never card fields: a header field of that name is always stored
 _OWN = frozenset({"header_fields", "header_sources", "sources", "path"})
 
 
 def unpack(row: dict) -> None:
     """The full forms back, in place, on a row whose JSON columns are parsed."""
-    sources = row.get("sources")
-    if isinstance(sources, list):
-        row["sources"] = {**sources[0], **fact_sources(row)}
     fields = row.get("header_fields")
     if isinstance(fields, list):
         items, label = fields
@@ -87,3 +87,13 @@ def unpack(row: dict) -> None:
         row["header_sources"] = {k: label for k in full} if isinstance(label, str) else label
     elif fields is None and "header_fields" in row and row.get("header_sources") is None:
         row["header_fields"], row["header_sources"] = {}, {}
+    sources = row.get("sources")
+    if isinstance(sources, list):
+        labels = row.get("header_sources") or {}
+        cards = {}
+        for item in sources[0]:
+            if isinstance(item, str):
+                cards[item] = labels[item]
+            else:
+                cards[item[0]] = item[1]
+        row["sources"] = {**cards, **fact_sources(row)}
