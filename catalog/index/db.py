@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from catalog.index import row_codec
 from catalog.errors import IndexDamaged, IndexReadOnly
 
 
@@ -55,12 +56,14 @@ JSON_COLUMNS = (
 )
 
 def decode(row: dict) -> dict:
-    """A row from SQLite with its JSON columns parsed back."""
+    """A row from SQLite with its JSON columns parsed back (compact forms expanded)."""
     out = dict(row)
     for col in JSON_COLUMNS:
         value = out.get(col)
         if isinstance(value, str):
             out[col] = orjson.loads(value)
+    if "sources" in out or "header_fields" in out:
+        row_codec.unpack(out)
     return out
 
 
@@ -189,6 +192,27 @@ def m005_family_fields(db: sqlite_utils.Database) -> None:
             db["entries"].add_column(col, str)
     db["entries"].create_index(["base_variant"], if_not_exists=True)
     db.execute("update entries set mtime_ns = -1")
+
+
+@migrations()
+def m006_compact_sources(db: sqlite_utils.Database) -> None:
+    """``sources``, ``header_fields`` and ``header_sources`` in their compact forms
+    (:mod:`catalog.index.row_codec`): a third less per row, the same dicts on reading."""
+    conn = db.conn
+    cols = ("sources", "header_fields", "header_sources")
+    todo = conn.execute("select rowid, * from entries where header_sources is not null "
+                        "or sources like '{%'")
+    names = [d[0] for d in todo.description]
+    updates = []
+    for values in todo:
+        row = decode(dict(zip(names, values)))
+        row_codec.pack(row)
+        updates.append([*(None if row[c] is None else orjson.dumps(row[c]).decode() for c in cols),
+                        row["rowid"]])
+    conn.executemany("update entries set sources = ?, header_fields = ?, header_sources = ? "
+                     "where rowid = ?", updates)
+    if updates:  # the update trigger re-indexed every row: merge the full-text segments back
+        conn.execute("insert into [entries_fts] ([entries_fts]) values ('optimize')")
 
 
 def connect(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:

@@ -20,6 +20,7 @@ from catalog.index.library import Library
 from catalog.detect.registry import sdxl_variant
 from catalog.index.stored_metadata import bounded, bounded_field
 from catalog.index.walk import Candidate, category_theme, entry_name
+from catalog.index.row_codec import fact_sources, pack
 
 CARD_FIELDS = (
     "title", "description", "trigger_words", "strength", "strength_range", "negative_prompt",
@@ -105,7 +106,7 @@ def _merge_cards(cand: Candidate, row: dict) -> None:
         folder = cand.rel
     row["previews"] = [f"{folder}/{p}" if folder else p for p in result.previews]
     _claim_picks(row)
-    sources.update(_fact_sources(row))
+    sources.update(fact_sources(row))
     row["sources"] = sources
     row["card_digest"] = result.card_digest
     row["warnings"] = row["warnings"] + [f"sidecar: {w}" for w in result.warnings]
@@ -144,20 +145,6 @@ def _claim_picks(row: dict) -> None:
         row["warnings"].append(f"{_UNSETTLED}{' or '.join(candidates)} ({shapes}{_UNSETTLED_END}")
 
 
-def _fact_sources(row: dict) -> dict[str, str]:
-    out = {}
-    if row.get("format") and row["format"] != "pickle" and not row.get("error"):
-        out["format"] = "tensor keys"
-        out["base_model"] = f"tensor shapes: {row.get('evidence') or 'no evidence'}"
-        if row.get("base_candidates") and row.get("base_model") != "unknown":
-            out["base_model"] += (f" (fit {'/'.join(row['base_candidates'])}; the card's base model "
-                                  f"{row.get('base_model_claim')!r} picks {row['base_model']})")
-        if row.get("rank") is not None:
-            out["rank"] = "tensor shapes"
-        out["alpha"] = row.get("alpha_source") or "unknown"
-    return out
-
-
 #: columns whose values come from a file's header or sidecars, and so are bounded when stored
 _FROM_FILES = (*CARD_FIELDS, "base_model_name", "header_fields", "header_sources", "warnings")
 
@@ -167,6 +154,7 @@ def _encode(row: dict) -> dict:
     for col in _FROM_FILES:
         if col in out:
             out[col] = bounded_field(out[col])
+    pack(out)
     for col in JSON_COLUMNS:
         if col in out and not isinstance(out[col], str | None):
             out[col] = orjson.dumps(out[col]).decode()
