@@ -2,7 +2,8 @@
 
     python bench/scan.py [--files 10000] [--kind both|shared|varied] [--search-rows 100000]
                          [--save-fields FILE | --check-fields FILE] [--verdicts]
-    python bench/scan.py --mixed [--files 10000]   # SD-only vs 10 transformer families x 3 spellings
+    python bench/scan.py --mixed [--files 10000] [--save-fields FILE | --check-fields FILE] [--verdicts]
+                                                   # SD-only vs 10 transformer families x 3 spellings
 
 Two libraries (generated once, reused while their marker matches; the files are sparse:
 real headers, the weights a hole). "shared": full SD1.5 and SDXL kohya module lists,
@@ -71,9 +72,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "_work", help="work folder (git-ignored)")
     parser.add_argument("--search-rows", type=int, default=100_000, help="rows in the search index (0: skip)")
     parser.add_argument("--save-fields", type=Path, metavar="FILE",
-                        help="write every indexed field of the varied library to FILE (JSON lines)")
+                        help="write every indexed field of the varied (or --mixed) library to FILE (JSON lines)")
     parser.add_argument("--check-fields", type=Path, metavar="FILE",
-                        help="compare every indexed field of the varied library with FILE")
+                        help="compare every indexed field of the varied (or --mixed) library with FILE")
     parser.add_argument("--verdicts", action="store_true",
                         help="compare every file's valid/broken verdict with safetensors.safe_open")
     parser.add_argument("--mixed", action="store_true",
@@ -314,6 +315,13 @@ def mixed_families(args) -> None:
             "select base_model from entries"))
         report(label, seconds, f"{summary.total} entries; {len(known)} base models, "
                f"{known.get('unknown', 0)} unknown", "")
+        if root == mixed_root and args.save_fields:
+            count = save_fields(root, args.save_fields)
+            print(f"  saved the fields of {count} entries to {args.save_fields}")
+        if root == mixed_root and args.check_fields:
+            check_fields(root, args.check_fields)
+        if root == mixed_root and args.verdicts:
+            check_verdicts(root)
     costs = detection_cost(mixed_root)
     from catalog.detect.dit_layouts import LAYOUTS
 

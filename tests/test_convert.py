@@ -98,6 +98,29 @@ def test_client_warning_is_the_catalog_line(tmp_path):
     assert client_warning(kohya) is None
 
 
+@pytest.mark.parametrize("family", [None, "sdxl", "flux"])
+def test_client_warning_counts_agree_with_each_clients_report(family):
+    """The catalog line counts every key once for all clients; a client report lists them
+    one client at a time: both must name the same client, numbers and fix."""
+    from catalog.clients import check_all
+    from catalog.layouts import lora_modules
+
+    modules = lora_modules("sdxl", style="diffusers")
+    keys = [m.name + s for m in modules[:40] for s in (".lora_A.weight", ".lora_B.weight")]
+    keys += [m.name + s for m in lora_modules("sdxl", conv=True)[:30] for s in (".hada_w1_a", ".hada_w1_b", ".alpha")]
+    keys += ["transformer.single_transformer_blocks.0.attn.to_q.lora_A.weight", "not_a_lora_key"]
+    line = client_warning(keys, family)
+    reports = [r for r in check_all(keys, family) if r.dropped and r.mapped + len(r.unknown) < r.total
+               and (family != "flux" or r.mapped or r.client == "comfyui")]
+    if family == "flux":  # SD names under a Flux verdict: outside the Flux rules, so nothing to say
+        assert not reports and line is None
+        return
+    assert reports, "the mix of names is meant to be dropped by some client"
+    assert line is not None
+    named = [r for r in reports if line.startswith(f"{r.label} will ignore {len(r.dropped)} of {len(keys)} tensors")]
+    assert named and (named[0].fix is None or line.endswith(named[0].fix))
+
+
 # --- the real loader ---------------------------------------------------------------------------
 
 

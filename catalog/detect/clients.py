@@ -197,18 +197,100 @@ def client_warning(keys: Iterable[str], family: str | None = None) -> str | None
     """The single line for the catalog's ``warnings``: the client that drops most is named first.
 
     e.g. "ComfyUI will ignore 256 of 528 tensors — `lutnav convert --to kohya`".
-    A file that every client maps fully gives ``None``.
+    A file that every client maps fully gives ``None``. The same key list (a
+    trainer's files at one rank) is judged once per scan process.
     """
-    reports = [r for r in check_all(keys, family) if r.dropped and r.mapped + len(r.unknown) < r.total]
+    keys = tuple(keys)
+    memo_key = (family, keys)
+    if memo_key in _WARNINGS:
+        return _WARNINGS[memo_key]
+    if len(_WARNINGS) >= 64:
+        _WARNINGS.clear()
+    line = _WARNINGS[memo_key] = _warning_line(keys, family)
+    return line
+
+
+#: client_warning's answers per (family, key list)
+_WARNINGS: dict[tuple, str | None] = {}
+
+
+def _warning_line(keys: tuple[str, ...], family: str | None) -> str | None:
+    reports = [r for r in _tallies(keys, family) if r.dropped and r.mapped + r.unknown < r.total]
     if family in FAMILIES and family not in _SD:  # a client with no support at all for the family fails loudly
         reports = [r for r in reports if r.mapped or r.client == "comfyui"]
     if not reports:
         return None
     # ComfyUI's partial drop is the silent one (A1111 fails loudly on a file it loads none of)
-    reports.sort(key=lambda r: (r.client != "comfyui", -len(r.dropped)))
+    reports.sort(key=lambda r: (r.client != "comfyui", -r.dropped))
     first = reports[0]
-    line = f"{first.label} will ignore {len(first.dropped)} of {first.total} tensors"
+    line = f"{first.label} will ignore {first.dropped} of {first.total} tensors"
     others = [r.label for r in reports[1:]]
     if others:
         line += f" ({', '.join(others)} too)"
     return f"{line} — {first.fix}" if first.fix else line
+
+
+@dataclass
+class _Tally:
+    """A ``ClientReport`` as counts only: what the catalog's warning line needs."""
+    client: str
+    total: int
+    mapped: int
+    unknown: int
+    dropped: int
+    fix: str | None
+
+    @property
+    def label(self) -> str:
+        return CLIENTS[self.client]
+
+
+@lru_cache(maxsize=1 << 17)
+def _sd_verdicts(key: str) -> tuple[str | None, ...]:
+    """Every client's ``_dropped_by`` of one key, in ``CLIENTS`` order."""
+    return tuple(_dropped_by(client, key) for client in CLIENTS)
+
+
+def _tallies(keys: tuple[str, ...], family: str | None) -> list[_Tally]:
+    """``check_all`` as counts: every key judged once for all clients, then counted
+    per distinct verdict row (a file has a handful), not per key and client."""
+    dit = family in FAMILIES and family not in _SD and FAMILIES[family].media != "llm"
+    if dit:
+        spellings = _dit_spellings(list(keys), family)
+        whys = [_dit_rules(spellings, client, family) for client in CLIENTS]
+        by_spelling: dict[str | None, tuple] = {}
+        rows = []
+        for key in keys:
+            spelling = spellings[key]
+            row = by_spelling.get(spelling) if spelling != "te" else None
+            if row is None:  # text-encoder keys follow the SD rules, key by key
+                row = tuple(why(key) for why in whys)
+                if spelling != "te":
+                    by_spelling[spelling] = row
+            rows.append(row)
+    else:
+        rows = list(map(_sd_verdicts, keys))
+    counted = Counter(rows)  # in order of first appearance, as check_client lists the reasons
+    out = []
+    for column, client in enumerate(CLIENTS):
+        mapped = unknown = dropped = 0
+        reasons: dict[str, None] = {}
+        for row, count in counted.items():
+            why = row[column]
+            if why is None:
+                mapped += count
+            elif why == "?":
+                unknown += count
+            else:
+                dropped += count
+                reasons[why] = None
+        if dropped and not unknown and not mapped:
+            dropped = len(keys)
+        fix = None
+        if dropped:
+            if set(reasons) == {"LoHa/LoKr layers"}:
+                fix = "load it in ComfyUI or AUTOMATIC1111/Forge"
+            else:
+                fix = _dit_fix(family, client) if dit else _FIX_KOHYA
+        out.append(_Tally(client, len(keys), mapped, unknown, dropped, fix))
+    return out

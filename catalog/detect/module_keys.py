@@ -203,17 +203,31 @@ def _account(names: Sequence[str], count: int, down: str, up: str) -> list[str]:
 
 
 def _lycoris(index: KeyIndex, network: str, suffixes: tuple[str, ...]) -> LoraKeys:
-    names = index.names
-    positions = [p for p, n in enumerate(names) if n.endswith(suffixes)]
+    """LoHa/LoKr modules, found as ``_pairs`` finds its anchors: whole-list passes, with
+    the per-module facts (Tucker cores, low-rank factors) looked up by suffix once."""
+    names, shapes = index.names, index.shapes
+    positions = _ending(names, suffixes)
     anchors = [names[p] for p in positions]
-    cuts = [next(len(s) for s in suffixes if a.endswith(s)) for a in anchors]
+    if len(suffixes) == 1:
+        cuts: list[int] | int = len(suffixes[0])
+        modules = [a[:-cuts] for a in anchors]
+    else:
+        cuts = [len(suffixes[0]) if a.endswith(suffixes[0]) else len(suffixes[1]) for a in anchors]
+        modules = list(map(_cut, anchors, cuts))
     keys = LoraKeys("lycoris", network, anchors, positions, cuts, index, suffixes)
     if anchors and anchors[0].startswith("base_model.model."):
         keys.format = "peft"
-    names_flat = [keys.module(i).replace(".", "_") for i in range(len(anchors))]
-    keys.conv = frozenset(i for i, m in enumerate(names_flat) if m.endswith(_CONV3_NAMES) or _tucker(keys, i))
-    for i in range(len(anchors)):
-        rank = _lycoris_rank(keys, i)
+    cores, w2 = _by_module(index, ".hada_t1"), _by_module(index, ".lokr_w2")
+    tucker = [m in cores or len(w2.get(m) or ()) == 4 for m in modules]
+    if network == "loha":
+        ranks: list[int | None] = [shapes[p][0] for p in positions]
+    else:
+        w2_b, w1_b = _by_module(index, ".lokr_w2_b"), _by_module(index, ".lokr_w1_b")
+        low = [w2_b.get(m) or w1_b.get(m) for m in modules]
+        ranks = [s[0] if s else None for s in low]  # None: whole Kronecker factors, no rank
+    keys.conv = frozenset(i for i, m in enumerate(modules)
+                          if tucker[i] or m.replace(".", "_").endswith(_CONV3_NAMES))
+    for i, rank in enumerate(ranks):
         if rank is not None:
             (keys.conv_ranks if i in keys.conv else keys.ranks).append(rank)
     if network == "lokr" and not keys.ranks and not keys.conv_ranks:
@@ -221,17 +235,24 @@ def _lycoris(index: KeyIndex, network: str, suffixes: tuple[str, ...]) -> LoraKe
     return keys
 
 
-def _lycoris_rank(keys: LoraKeys, i: int) -> int | None:
-    if keys.network == "loha":
-        return keys.index.shapes[keys.positions[i]][0]
-    m = keys.module(i)
-    low = keys.index.shape(m + ".lokr_w2_b") or keys.index.shape(m + ".lokr_w1_b")
-    return low[0] if low else None  # None: whole Kronecker factors, no rank
+def _ending(names: Sequence[str], suffixes: tuple[str, ...]) -> list[int]:
+    """Positions of the names ending in any of ``suffixes``, in one C-level pass."""
+    return list(compress(range(len(names)), map(str.endswith, names, repeat(suffixes))))
 
 
-def _tucker(keys: LoraKeys, i: int) -> bool:
-    m = keys.module(i)
-    return keys.index.find(m + ".hada_t1") is not None or len(keys.index.shape(m + ".lokr_w2") or ()) == 4
+def _cut(name: str, cut: int) -> str:
+    return name[:-cut]
+
+
+def _by_module(index: KeyIndex, suffix: str) -> dict[str, Shape]:
+    """module -> shape of its ``suffix`` tensor, for every name ending in it.
+
+    The last of repeated names wins, as ``KeyIndex.find``'s name index answers."""
+    names, shapes, cut = index.names, index.shapes, len(suffix)
+    found: dict[str, Shape] = {}
+    for p in _ending(names, (suffix,)):
+        found[names[p][:-cut]] = shapes[p]
+    return found
 
 
 def _factor(keys: LoraKeys, module: str, w: str) -> tuple[int, int] | None:
