@@ -102,8 +102,8 @@ def test_client_warning_is_the_catalog_line(tmp_path):
 def test_client_warning_counts_agree_with_each_clients_report(family):
     """The catalog line counts every key once for all clients; a client report lists them
     one client at a time: both must name the same client, numbers and fix."""
-    from catalog.clients import check_all
-    from catalog.layouts import lora_modules
+    from catalog.detect.clients import check_all
+    from lutnav.sample_loras import lora_modules
 
     modules = lora_modules("sdxl", style="diffusers")
     keys = [m.name + s for m in modules[:40] for s in (".lora_A.weight", ".lora_B.weight")]
