@@ -310,11 +310,18 @@ def _fast_parts(doc: object, raw: bytes, data_size: int) -> tuple[TensorTable, d
     if text.translate(None, b"0123456789,[]") or text.count(b"[") != 2 * len(entries) + 3:
         return None
     bounds = list(chain.from_iterable(offsets))
-    starts, ends = bounds[0::2], bounds[1::2]
     try:
-        counts = list(map(math.prod, shapes))
-    except TypeError:
+        table = plain_table(names, dtypes, kinds, shapes, bounds[0::2], bounds[1::2], data_size)
+    except TypeError:  # a shape that is a bare number, or nests
         return None
+    return None if table is None else (table, metadata)
+
+
+def plain_table(names: list[str], dtypes: list[str], kinds: set[str], shapes: list, starts: list[int],
+                ends: list[int], data_size: int) -> TensorTable | None:
+    """The table, when every tensor's byte span matches its dtype and shape and the spans tile
+    the data exactly; None sends the header to the careful walk. Shared by both fast decoders."""
+    counts = list(map(math.prod, shapes))
     if 0 in counts:  # zero-size: the reference may still overflow on the other dims
         return None
     if len(kinds) == 1:
@@ -324,7 +331,7 @@ def _fast_parts(doc: object, raw: bytes, data_size: int) -> tuple[TensorTable, d
         nbytes = list(map(mul, counts, map(DTYPE_SIZES.__getitem__, dtypes)))
     if list(map(sub, ends, starts)) != nbytes or not _tiled(starts, ends, data_size):
         return None
-    return TensorTable(names, dtypes, shapes, starts, ends), metadata
+    return TensorTable(names, dtypes, shapes, starts, ends)
 
 
 def _tiled(starts: list[int], ends: list[int], data_size: int) -> bool:

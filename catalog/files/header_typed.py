@@ -17,14 +17,13 @@ generic reader in ``catalog.files.header``, which decides as the reference libra
 
 from __future__ import annotations
 
-import math
 from itertools import chain
-from operator import attrgetter, mul, sub
+from operator import attrgetter
 from typing import Annotated
 
 import msgspec
 
-from catalog.files.header import DTYPE_SIZES, TensorTable, _tiled
+from catalog.files.header import DTYPE_SIZES, TensorTable, plain_table
 from catalog.files.header_cache import split_metadata
 
 _Size = Annotated[int, msgspec.Meta(ge=0)]
@@ -80,15 +79,5 @@ def typed_parts(raw: bytes, data_size: int, parts: tuple[bytes, bytes] | None = 
         return None
     shapes = list(map(_shape, entries))
     bounds = list(chain.from_iterable(map(_offsets, entries)))
-    starts, ends = bounds[0::2], bounds[1::2]
-    counts = list(map(math.prod, shapes))
-    if 0 in counts:  # zero-size tensors: the generic reader knows their rules
-        return None
-    if len(kinds) == 1:
-        size = DTYPE_SIZES[next(iter(kinds))]
-        nbytes = counts if size == 1 else list(map(size.__mul__, counts))
-    else:
-        nbytes = list(map(mul, counts, map(DTYPE_SIZES.__getitem__, dtypes)))
-    if list(map(sub, ends, starts)) != nbytes or not _tiled(starts, ends, data_size):
-        return None
-    return TensorTable(names, dtypes, shapes, starts, ends), metadata
+    table = plain_table(names, dtypes, kinds, shapes, bounds[0::2], bounds[1::2], data_size)
+    return None if table is None else (table, metadata)
