@@ -98,22 +98,19 @@ def temp_prefix(name: str) -> str:
     return f".{raw.decode('utf-8', 'ignore')}."
 
 
-def new_file_mode() -> int:
-    """The mode a plain ``open(..., "w")`` would give a new file (0o666 less the umask).
-
-    ``tempfile.mkstemp`` makes files 0600; a temp file that becomes the user's
-    file gets this mode before its rename.
-    """
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (``/proc``): a folder
+    built under a temp name and renamed into place gets the mode a plain ``mkdir`` would give."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
+                    return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
     mask = os.umask(0o022)  # no way to read it without setting it elsewhere
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
 def open_regular(path: str | Path):

@@ -10,14 +10,12 @@ copies the card byte for byte, so ``show --json`` reads the same on both sides.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from catalog.files.durable import fsync_dir
+from catalog.files.durable import atomic_write
 from catalog.cards.readme_card import find_section, parse_readme, section_text
 from catalog.cards.sidecars import FOLDER_README
 
@@ -94,16 +92,6 @@ def add_readme_section(folder: Path, stem: str, section: str) -> bool:
         if find_section(parse_readme(current), stem) is not None:
             return False
     text = (current.rstrip() + "\n\n" if current.strip() else "") + section
-    fd, tmp = tempfile.mkstemp(prefix=f".{FOLDER_README}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(folder)
+    with atomic_write(path) as fh:
+        fh.write(text.encode("utf-8"))
     return True
