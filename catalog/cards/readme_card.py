@@ -58,24 +58,28 @@ def heading_stem(text: str) -> str:
     return _LORA_SUFFIX.sub("", name)
 
 
+def _unfenced(lines: list[str], start: int = 0):
+    """``(number, line)`` for the lines outside code fences: a fenced ``### x`` is an example, not a section."""
+    in_fence = False
+    for number, line in enumerate(lines, start=start):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        elif not in_fence:
+            yield number, line
+
+
 def parse_readme(text: str) -> dict[str, Section]:
     """Map each section's stem to ``(fields, warnings)``; warnings say ``line N: …``."""
     sections: dict[str, Section] = {}
     current: Section | None = None
     heading_line = 0
     items_seen = 0
-    in_fence = False
 
     def close() -> None:
         if current is not None and items_seen == 0:
             current[1].append(f"line {heading_line}: section has no `- key: value` lines")
 
-    for number, line in enumerate(text.splitlines(), start=1):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
+    for number, line in _unfenced(text.splitlines(), start=1):
         heading = _HEADING.match(line)
         if heading:
             close()
@@ -163,13 +167,7 @@ def section_text(text: str, stem: str) -> str | None:
     """
     lines = text.splitlines()
     start = None
-    in_fence = False
-    for number, line in enumerate(lines):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
+    for number, line in _unfenced(lines):
         heading = _HEADING.match(line)
         if not heading:
             continue
