@@ -525,31 +525,23 @@ def naive_orjson_scan(root: Path) -> int:
     """As ``naive_json_scan``, with ``orjson.loads``."""
     import orjson
 
-    count = 0
-    for path in safetensors_files(root):
-        with open(path, "rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
-            try:
-                header = orjson.loads(fh.read(min(length, 100_000_000)))
-            except orjson.JSONDecodeError:
-                header = {}
-        header.pop("__metadata__", None)
-        ranks = Counter(v["shape"][0] for k, v in header.items()
-                        if k.endswith(("lora_down.weight", "lora_A.weight")) and isinstance(v, dict) and v["shape"])
-        ranks.most_common(1)
-        count += 1
-    return count
+    return naive_scan(root, orjson.loads)
 
 
 def naive_json_scan(root: Path) -> int:
     """One process: walk, read each header with plain Python, ``json.loads`` it, find the rank."""
+    return naive_scan(root, json.loads)
+
+
+def naive_scan(root: Path, loads) -> int:
+    """The contender a scan is measured against: read, parse with ``loads``, find the rank."""
     count = 0
     for path in safetensors_files(root):
         with open(path, "rb") as fh:
             (length,) = struct.unpack("<Q", fh.read(8))
             try:
-                header = json.loads(fh.read(min(length, 100_000_000)))
-            except ValueError:
+                header = loads(fh.read(min(length, 100_000_000)))
+            except ValueError:  # json.JSONDecodeError and orjson.JSONDecodeError both are
                 header = {}
         header.pop("__metadata__", None)
         ranks = Counter(v["shape"][0] for k, v in header.items()
