@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import repeat
 
 from catalog.detect.dit_keys import names_of, parse_dit_key
 from catalog.detect.kohya_names import UNET, parse_key
@@ -55,7 +54,6 @@ class ClientReport:
         return head
 
 
-@lru_cache(maxsize=1 << 17)  # a library repeats the same few thousand key names in every file
 def _dropped_by(client: str, key: str) -> str | None:
     """Why ``client`` ignores ``key``; ``None`` when it maps it, ``?`` when lutnav cannot tell."""
     name = parse_key(key)
@@ -159,7 +157,8 @@ def check_client(keys: Iterable[str], client: str, family: str | None = None,
             spellings = _dit_spellings(keys, family)
         verdicts = list(map(_dit_rules(spellings, client, family), keys))
     else:  # the SD rules: each name's verdict is memoised, the file's keys sorted in whole-list passes
-        verdicts = list(map(_dropped_by, repeat(client, len(keys)), keys))
+        column = list(CLIENTS).index(client)
+        verdicts = [_sd_verdicts(key)[column] for key in keys]
     counts = Counter(verdicts)  # in order of first appearance, as the reasons are listed
     report.mapped = counts.pop(None, 0)
     unknown = counts.pop("?", 0)
@@ -185,12 +184,6 @@ def check_all(keys: Iterable[str], family: str | None = None) -> list[ClientRepo
     dit = family in FAMILIES and family not in _SD and FAMILIES[family].media != "llm"
     spellings = _dit_spellings(keys, family) if dit else None
     return [check_client(keys, c, family, spellings) for c in CLIENTS]
-
-
-def client_warnings(keys: Iterable[str], family: str | None = None) -> list[str]:
-    """One catalog-style line per client that would drop tensors of this file."""
-    return [f"{r.label} will ignore {len(r.dropped)} of {r.total} tensors" + (f" — {r.fix}" if r.fix else "")
-            for r in check_all(keys, family) if r.dropped]
 
 
 def client_warning(keys: Iterable[str], family: str | None = None) -> str | None:
@@ -245,9 +238,10 @@ class _Tally:
         return CLIENTS[self.client]
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 17)  # a library repeats the same few thousand key names in every file
 def _sd_verdicts(key: str) -> tuple[str | None, ...]:
-    """Every client's ``_dropped_by`` of one key, in ``CLIENTS`` order."""
+    """Every client's ``_dropped_by`` of one key, in ``CLIENTS`` order: judged once, shared by
+    the full reports and the catalog's warning line."""
     return tuple(_dropped_by(client, key) for client in CLIENTS)
 
 
