@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog.files.durable import atomic_write, current_umask
+from catalog.files.textfile import loads_toml
 from catalog.index.library import INDEX_DIR
 
 from .demo import DEMO_LLAMA, DEMO_SD1_CHANNELS, DEMO_SD1_TEXT_MLP
@@ -142,7 +143,7 @@ def _configured(config: Path) -> dict:
     import tomllib
 
     try:
-        return tomllib.loads(config.read_text("utf-8")).get("models") or {}
+        return loads_toml(config.read_text("utf-8-sig")).get("models") or {}
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
         return {}
 

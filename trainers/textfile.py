@@ -19,12 +19,13 @@ from trainers.errors import Problem
 def read_utf8(path: Path, problems: list[Problem]) -> str | None:
     """The file's text with any BOM dropped; ``None`` and a problem naming the first bad byte
     when it is not UTF-8."""
-    from catalog.files.durable import open_regular
     from catalog.errors import CatalogError
+    from catalog.files.durable import open_regular
+    from catalog.files.textfile import decode_utf8
 
     try:
         with open_regular(path) as fh:  # a FIFO in the file's place is refused, never waited on
-            return fh.read().decode("utf-8-sig")
+            return decode_utf8(fh.read())
     except CatalogError:
         problems.append(Problem(str(path), None, "not a regular file (a FIFO, socket or device); not read"))
         return None
