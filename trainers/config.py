@@ -10,7 +10,6 @@ and the expected type.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -18,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from catalog.files.textfile import loads_toml
-from trainers.errors import ConfigError, Problem
-from trainers.settings import check_bounds, config_fields, convert, hints, setting
-from trainers.textfile import read_utf8
 from catalog.files.toml_lines import key_lines
+from catalog.schema import check_table, declared, declared_fields, pick_choice
+from trainers.errors import ConfigError, Problem
+from trainers.textfile import read_utf8
 
 OPTIMIZERS = ("AdamW", "AdamW8bit", "Adafactor", "Prodigy")
 SCHEDULERS = ("constant", "linear", "cosine", "cosine_with_restarts")
 
-#: Spellings from other trainers (kohya, lora-scripts, axolotl, HF Trainer) → our key.
+#: Spellings from other trainers (kohya, lora-scripts, axolotl, HF Trainer) → our key, for "did you mean".
 FOREIGN_KEYS = {
     "network_dim": "lora_rank", "network_alpha": "lora_alpha", "lora_r": "lora_rank", "r": "lora_rank",
     "rank": "lora_rank", "train_batch_size": "batch_size", "per_device_train_batch_size": "batch_size",
@@ -47,44 +46,44 @@ FOREIGN_KEYS = {
 class CommonConfig:
     """Settings shared by every task; the keys follow the lora-scripts workflow."""
 
-    task_type: str = setting(doc="What to train: one of the registered tasks.")
-    base_model: str = setting(doc="Model to adapt: a local folder, a file, or a hub id already in the local HF cache.")
-    lora_rank: int = setting(16, "LoRA rank (inner dimension).", minimum=1, maximum=4096)
-    lora_alpha: float | None = setting(
+    task_type: str = declared(doc="What to train: one of the registered tasks.")
+    base_model: str = declared(doc="Model to adapt: a local folder, a file, or a hub id already in the local HF cache.")
+    lora_rank: int = declared(16, "LoRA rank (inner dimension).", minimum=1, maximum=4096)
+    lora_alpha: float | None = declared(
         None, "LoRA alpha; the update is scaled by alpha / rank. Defaults to the rank.",
         exclusive_minimum=0, aliases=("alpha",))
-    lora_dropout: float = setting(0.0, "Dropout on the LoRA input during training.", minimum=0,
-                                  exclusive_maximum=1)
-    batch_size: int = setting(4, "Examples per micro-batch (per device).", minimum=1)
-    gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.", minimum=1)
-    epochs: int = setting(3, "Passes over the training data (ignored when max_steps is set).", minimum=1)
-    max_steps: int | None = setting(None, "Stop after this many optimizer steps.", minimum=1)
-    learning_rate: float = setting(1e-4, "Peak learning rate.", exclusive_minimum=0)
-    optimizer: str = setting("AdamW", "AdamW | AdamW8bit (bitsandbytes, CUDA) | Adafactor | Prodigy (prodigyopt).",
-                             choices=OPTIMIZERS)
-    weight_decay: float = setting(0.0, "Decoupled weight decay.", minimum=0)
-    max_grad_norm: float = setting(1.0, "Clip the gradient norm to this; 0 turns clipping off.", minimum=0)
-    scheduler: str = setting("cosine", "Learning-rate schedule after warmup.", choices=SCHEDULERS)
-    warmup_steps: int = setting(0, "Linear warmup steps (wins over warmup_ratio).", minimum=0)
-    warmup_ratio: float = setting(0.0, "Warmup as a fraction of the total steps.", minimum=0, maximum=1)
-    scheduler_cycles: int = setting(1, "Restarts for cosine_with_restarts.", minimum=1)
-    mixed_precision: str = setting("no", "no | fp16 | bf16 (fp16 needs a GPU).", choices=("no", "fp16", "bf16"))
-    gradient_checkpointing: bool = setting(False, "Recompute activations in backward to save memory.")
-    seed: int = setting(42, "Seed for initialisation, data order and dropout.", minimum=0)
-    output_dir: str | None = setting(None, "Checkpoints and logs; default: output/<name> beside the config.",
-                                     path=True)
-    save_steps: int = setting(500, "Save a checkpoint every N optimizer steps (0: only at the end).", minimum=0)
-    save_every_n_epochs: int | None = setting(None, "Also save at the end of every N-th epoch.", minimum=1)
-    keep_checkpoints: int = setting(0, "Keep only the newest N checkpoints (0: keep all).", minimum=0)
-    log_with: str = setting("none", "Experiment log: none | tensorboard (in output_dir/logs).",
-                            choices=("none", "tensorboard"))
-    resume: str = setting("auto", "auto (newest checkpoint in output_dir) | none | a checkpoint folder.")
-    name: str | None = setting(None, "Name of the catalog entry; default: the config file's name.")
-    category: str = setting("style", "Catalog category (first folder level of the library).")
-    theme: str = setting("general", "Catalog theme (second folder level of the library).")
-    description: str | None = setting(None, "One line for the card: what the LoRA is for.")
-    trigger_words: list[str] = setting([], "Words that activate the LoRA (written to the card).")
-    overwrite: bool = setting(False, "Replace an existing library entry of the same name.")
+    lora_dropout: float = declared(0.0, "Dropout on the LoRA input during training.", minimum=0,
+                                   exclusive_maximum=1)
+    batch_size: int = declared(4, "Examples per micro-batch (per device).", minimum=1)
+    gradient_accumulation_steps: int = declared(1, "Micro-batches per optimizer step.", minimum=1)
+    epochs: int = declared(3, "Passes over the training data (ignored when max_steps is set).", minimum=1)
+    max_steps: int | None = declared(None, "Stop after this many optimizer steps.", minimum=1)
+    learning_rate: float = declared(1e-4, "Peak learning rate.", exclusive_minimum=0)
+    optimizer: str = declared("AdamW", "AdamW | AdamW8bit (bitsandbytes, CUDA) | Adafactor | Prodigy (prodigyopt).",
+                              choices=OPTIMIZERS)
+    weight_decay: float = declared(0.0, "Decoupled weight decay.", minimum=0)
+    max_grad_norm: float = declared(1.0, "Clip the gradient norm to this; 0 turns clipping off.", minimum=0)
+    scheduler: str = declared("cosine", "Learning-rate schedule after warmup.", choices=SCHEDULERS)
+    warmup_steps: int = declared(0, "Linear warmup steps (wins over warmup_ratio).", minimum=0)
+    warmup_ratio: float = declared(0.0, "Warmup as a fraction of the total steps.", minimum=0, maximum=1)
+    scheduler_cycles: int = declared(1, "Restarts for cosine_with_restarts.", minimum=1)
+    mixed_precision: str = declared("no", "no | fp16 | bf16 (fp16 needs a GPU).", choices=("no", "fp16", "bf16"))
+    gradient_checkpointing: bool = declared(False, "Recompute activations in backward to save memory.")
+    seed: int = declared(42, "Seed for initialisation, data order and dropout.", minimum=0)
+    output_dir: str | None = declared(None, "Checkpoints and logs; default: output/<name> beside the config.",
+                                      path=True)
+    save_steps: int = declared(500, "Save a checkpoint every N optimizer steps (0: only at the end).", minimum=0)
+    save_every_n_epochs: int | None = declared(None, "Also save at the end of every N-th epoch.", minimum=1)
+    keep_checkpoints: int = declared(0, "Keep only the newest N checkpoints (0: keep all).", minimum=0)
+    log_with: str = declared("none", "Experiment log: none | tensorboard (in output_dir/logs).",
+                             choices=("none", "tensorboard"))
+    resume: str = declared("auto", "auto (newest checkpoint in output_dir) | none | a checkpoint folder.")
+    name: str | None = declared(None, "Name of the catalog entry; default: the config file's name.")
+    category: str = declared("style", "Catalog category (first folder level of the library).")
+    theme: str = declared("general", "Catalog theme (second folder level of the library).")
+    description: str | None = declared(None, "One line for the card: what the LoRA is for.")
+    trigger_words: list[str] = declared([], "Words that activate the LoRA (written to the card).")
+    overwrite: bool = declared(False, "Replace an existing library entry of the same name.")
 
     #: the file this config came from (not a setting)
     source: Path | None = dataclasses.field(default=None, repr=False, compare=False)
@@ -109,7 +108,7 @@ class CommonConfig:
     def settings(self) -> dict[str, Any]:
         """The settings as plain values (for logs, cards and the resume fingerprint)."""
         out = {}
-        for f in config_fields(type(self)):
+        for f in declared_fields(type(self)):
             value = getattr(self, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
@@ -146,13 +145,16 @@ def parse_config(text: str, path: Path, overrides: dict[str, Any] | None = None)
     task_type = raw.get("task_type")
     known = task_types()
     if task_type not in known:
-        got = "missing" if task_type is None else f"= {task_type!r}"
-        raise ConfigError("the config names no task", [Problem(
-            where, lines.get("task_type"),
-            f"`task_type` {got}: expected one of {', '.join(repr(t) for t in known)}")])
+        try:
+            pick_choice(task_type if isinstance(task_type, str) else "", known)
+        except ValueError as err:
+            got = "missing" if task_type is None else f"= {task_type!r}"
+            raise ConfigError("the config names no task", [
+                Problem(where, lines.get("task_type"), f"`task_type` {got}: expected {err}")]) from None
     cls = get_task(task_type).config_class
 
-    values, problems = _check_keys(cls, raw, lines, where)
+    values, findings = check_table(cls, raw, text=text, noun="setting", spellings=FOREIGN_KEYS)
+    problems = [Problem(where, f.line, f.message) for f in findings]
     if problems:
         raise ConfigError("the config has errors", problems)
     config = cls(**values, source=path.resolve())
@@ -163,56 +165,11 @@ def parse_config(text: str, path: Path, overrides: dict[str, Any] | None = None)
     return config
 
 
-def _check_keys(cls: type, raw: dict[str, Any], lines: dict[str, int], where: str):
-    fields = {f.name: f for f in config_fields(cls)}
-    aliases = {a: f.name for f in fields.values() for a in f.metadata["aliases"]}
-    types = hints(cls)
-    values: dict[str, Any] = {}
-    problems: list[Problem] = []
-    for key, value in raw.items():
-        line = lines.get(key)
-        name = aliases.get(key, key)
-        if name not in fields:
-            if isinstance(value, dict):
-                message = f"`[{key}]` is a table; lutnav's settings are top-level `key = value` lines"
-            else:
-                message = f"`{key}` is not a setting{_did_you_mean(key, fields, aliases)}"
-            problems.append(Problem(where, line, message))
-            continue
-        if name in values:
-            problems.append(Problem(where, line, f"`{key}` and `{name}` are the same setting; keep one"))
-            continue
-        try:
-            values[name] = check_bounds(fields[name], convert(types[name], value))
-        except ValueError as err:
-            problems.append(Problem(where, line, f"`{key}` = {_show(value)}: {err}"))
-    for name, f in fields.items():
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in values:
-            if not any(p.message.startswith(f"`{name}`") for p in problems):
-                problems.append(Problem(where, None, f"`{name}` is required: {f.metadata['doc']}"))
-    return values, problems
-
-
-def _did_you_mean(key: str, fields: dict, aliases: dict[str, str]) -> str:
-    norm = key.strip().lower().replace("-", "_")
-    near = FOREIGN_KEYS.get(norm) if FOREIGN_KEYS.get(norm) in fields else None
-    near = near or aliases.get(norm) or (norm if norm in fields else None)
-    if near is None:
-        close = difflib.get_close_matches(norm, list(fields), n=1, cutoff=0.6)
-        near = close[0] if close else None
-    return f" — did you mean `{near}`?" if near else ""
-
-
-def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, bool) else str(value).lower()
-    return text if len(text) <= 60 else text[:57] + "…"
-
-
 def _resolve(config: CommonConfig, folder: Path) -> None:
     """Defaults that depend on the file, and paths relative to its folder."""
     if config.name is None:
         config.name = config.source.stem if config.source else "lora"
-    for f in config_fields(type(config)):
+    for f in declared_fields(type(config)):
         value = getattr(config, f.name)
         if f.metadata["path"] and isinstance(value, str):
             setattr(config, f.name, str((folder / Path(value).expanduser()).resolve()))

@@ -282,9 +282,9 @@ def _save(task: TrainTask, model, optimizer, scheduler, accelerator, config: Com
 
 def _is_path_setting(config: CommonConfig, key: str) -> bool:
     """Data locations may move between runs; the task's fingerprint covers their content."""
-    from trainers.settings import config_fields
+    from catalog.schema import declared_fields
 
-    return any(f.name == key and f.metadata["path"] for f in config_fields(type(config)))
+    return any(f.name == key and f.metadata["path"] for f in declared_fields(type(config)))
 
 
 def _scalars(settings: dict[str, Any]) -> dict[str, Any]:

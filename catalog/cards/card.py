@@ -9,22 +9,24 @@ Reading and writing card files lives in :mod:`catalog.cards.card_file`.
 
 from __future__ import annotations
 
-import difflib
-import json
-import re
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from catalog.errors import CardError
-from catalog.cards.field_values import EXPECTED, coerce, parse_text, show_value
+from catalog.cards.field_values import EXPECTED, coerce, parse_text
 from catalog.files.textfile import loads_toml
+from catalog.schema import check_table, check_value, declared, unknown_key_message
+from catalog.schema.json_schema import document, schema_text
+
+#: A relative path that stays inside the card's folder (no absolute path, no `..`).
+RELATIVE_PATH_PATTERN = r"^(?![/\\]|[A-Za-z]:)(?!(?:.*[/\\])?\.\.(?:[/\\]|$)).+$"
 
 
-def _doc(text: str) -> Any:
-    return field(default=None, metadata={"doc": text})
+def _doc(text: str, **rules: Any) -> Any:
+    return declared(None, text, **rules)
 
 
 @dataclass(slots=True)
@@ -46,7 +48,8 @@ class Card:
     )
     source: str | None = _doc("Where it came from: 'repo@revision'.")
     license: str | None = _doc("License name or URL.")
-    previews: list[str] | None = _doc("Preview images, relative to the folder holding the card.")
+    previews: list[str] | None = _doc("Preview images, relative to the folder holding the card.",
+                                      pattern=(RELATIVE_PATH_PATTERN, "relative paths inside the card's folder"))
     parents: list[str] | None = _doc("LoRAs this one was merged from.")
     training: dict[str, Any] | None = _doc("Free training details (steps, rank, learning rate, …).")
 
@@ -81,94 +84,51 @@ _HINTS = typing.get_type_hints(Card)
 FIELD_KINDS: dict[str, str] = {f.name: _kind(_HINTS[f.name]) for f in fields(Card)}
 FIELD_DOCS: dict[str, str] = {f.name: f.metadata["doc"] for f in fields(Card)}
 
-#: A relative path that stays inside the card's folder (no absolute path, no `..`).
-RELATIVE_PATH_PATTERN = r"^(?![/\\]|[A-Za-z]:)(?!(?:.*[/\\])?\.\.(?:[/\\]|$)).+$"
-
 #: Spellings people try, pointing at the real key in "did you mean" hints.
-_ALIASES = {
+_SPELLINGS = {
     "weight": "strength", "trigger": "trigger_words", "triggers": "trigger_words",
     "trigger_word": "trigger_words", "activation_text": "trigger_words", "range": "strength_range",
     "base_model": "base_model_claim", "base": "base_model_claim", "preview": "previews",
     "tag": "tags", "theme": "themes", "negative": "negative_prompt", "name": "title",
 }
 
-_PROPERTY = {
-    "str": {"type": "string"},
-    "float": {"type": "number"},
-    "strlist": {"type": "array", "items": {"type": "string"}},
-    "range": {
-        "type": "array", "prefixItems": [{"type": "number"}, {"type": "number"}],
-        "items": False, "minItems": 2,
-    },
-    "table": {"type": "object"},
-}
+#: How a key is called in messages.
+NOUN = "card field"
 
 
 def card_schema() -> dict[str, Any]:
     """The card's JSON Schema (draft 2020-12), generated from :class:`Card`."""
-    props: dict[str, Any] = {}
-    for name, kind in FIELD_KINDS.items():
-        prop = {"description": FIELD_DOCS[name], **json.loads(json.dumps(_PROPERTY[kind]))}
-        if name == "previews":
-            prop["items"]["pattern"] = RELATIVE_PATH_PATTERN
-        props[name] = prop
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://lutnav.dev/schemas/model-card.schema.json",
-        "title": "lutnav model card",
-        "description": "The <stem>.toml beside a LoRA file (lutnav.toml inside a PEFT folder).",
-        "type": "object",
-        "properties": props,
-        "additionalProperties": False,
-    }
+    return document(
+        Card, schema_id="https://lutnav.dev/schemas/model-card.schema.json", title="lutnav model card",
+        description="The <stem>.toml beside a LoRA file (lutnav.toml inside a PEFT folder).")
 
 
 def card_schema_text() -> str:
     """The exact text of ``schemas/model-card.schema.json``."""
-    return json.dumps(card_schema(), indent=2, ensure_ascii=False) + "\n"
+    return schema_text(card_schema())
 
 
-def suggest_key(key: str) -> str | None:
-    """Nearest card key to a misspelt one, for "did you mean" hints."""
-    norm = key.strip().lower().replace("-", "_").replace(" ", "_")
-    if norm in _ALIASES:
-        return _ALIASES[norm]
-    close = difflib.get_close_matches(norm, list(FIELD_KINDS), n=1, cutoff=0.5)
-    return close[0] if close else None
+def _lenient(name: str, value: Any) -> Any:
+    """Card values are read as the field's kind (``"0.7"`` is a strength, ``"a, b"`` a list)."""
+    return coerce(FIELD_KINDS[name], value)
 
 
-def unknown_key_message(key: str) -> str:
-    near = suggest_key(key)
-    hint = f" (did you mean `{near}`?)" if near else f" (card keys: {', '.join(FIELD_KINDS)})"
-    return f"`{key}` is not a card field{hint}"
+def unknown_card_key(key: str) -> str:
+    return unknown_key_message(Card, key, noun=NOUN, spellings=_SPELLINGS)
 
 
 def check_field(name: str, value: Any) -> Any:
     """Normalise one card value or raise ``ValueError`` saying what was expected."""
-    result = coerce(FIELD_KINDS[name], value)
-    if name == "previews" and result:
-        for item in result:
-            if not re.match(RELATIVE_PATH_PATTERN, item):
-                raise ValueError(f"relative paths inside the card's folder, not {item!r}")
-    return result
+    return check_value(Card, name, value, parse=_lenient)
 
 
-def check_card_dict(raw: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Split a decoded card into clean values and ``(key, message)`` problems."""
-    clean: dict[str, Any] = {}
-    problems: list[tuple[str, str]] = []
-    for key, value in raw.items():
-        if key not in FIELD_KINDS:
-            problems.append((key, unknown_key_message(key)))
-            continue
-        try:
-            checked = check_field(key, value)
-        except ValueError as err:
-            problems.append((key, f"`{key}` = {show_value(value)}: expected {err}"))
-            continue
-        if checked is not None:
-            clean[key] = checked
-    return {k: clean[k] for k in FIELD_KINDS if k in clean}, problems
+def check_card_dict(raw: dict[str, Any], text: str | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Split a decoded card into clean values and ``(key, message)`` problems.
+
+    With the card's ``text``, each message starts with the line of its key.
+    """
+    clean, findings = check_table(Card, raw, text=text, noun=NOUN, spellings=_SPELLINGS, parse=_lenient)
+    return clean, [(f.key, str(f)) for f in findings]
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -195,7 +155,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
             table[sub] = _toml_scalar(text) if text.strip() else None
             continue
         if key not in FIELD_KINDS:
-            raise CardError(unknown_key_message(key))
+            raise CardError(unknown_card_key(key))
         updates[key] = _parse_set_value(key, text)
     return updates
 

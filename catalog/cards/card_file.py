@@ -84,7 +84,7 @@ def read_card(path: str | Path) -> tuple[Card, str | None]:
     data = read_card_bytes(path)
     if data is None:
         return Card(), None
-    clean, problems = check_card_dict(parse_card_bytes(path, data))
+    clean, problems = check_card_dict(parse_card_bytes(path, data), card_text(path, data))
     if problems:
         raise SidecarError("; ".join(message for _, message in problems), path=path)
     return Card.from_dict(clean), digest(data)
@@ -219,7 +219,7 @@ def _edited(path: Path, current: bytes | None, updates: dict[str, Any], fresh: b
         raw = loads_toml(new_text)
     except tomllib.TOMLDecodeError as err:  # an update lutnav could not place; never written
         raise CardError(f"the edited card would not be valid TOML ({err})", path=path) from None
-    clean, problems = check_card_dict(raw)
+    clean, problems = check_card_dict(raw, new_text)
     if problems:
         messages = [m if key in updates else f"{m} (already in the file: fix or remove it there)"
                     for key, m in problems]

@@ -175,8 +175,3 @@ def coerce(kind: str, value: Any) -> Any:
         return value
     raise ValueError(f"unknown field kind {kind!r}")
 
-
-def show_value(value: Any, limit: int = 40) -> str:
-    """A short, safe rendering of a bad value for a one-line message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

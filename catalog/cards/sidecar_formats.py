@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from catalog.cards.card import FIELD_KINDS
-from catalog.cards.field_values import coerce, show_value
+from catalog.cards.field_values import coerce
+from catalog.schema import show_value
 
 
 @dataclass

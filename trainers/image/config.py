@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from catalog.schema import declared
 from trainers.config import CommonConfig
-from trainers.settings import setting
 
 FAMILIES = ("auto", "sd1", "sd2", "sdxl")
 TARGETS = ("unet", "unet+text_encoder")
@@ -21,46 +21,46 @@ SAVE_PRECISIONS = ("fp16", "bf16", "float")
 class ImageConfig(CommonConfig):
     """A LoRA for a Stable Diffusion UNet (and optionally its text encoders), trained on captioned images."""
 
-    model_family: str = setting("auto", "auto (read from the model's config) | sd1 | sd2 | sdxl.",
-                                choices=FAMILIES)
-    model_config: str | None = setting(
+    model_family: str = declared("auto", "auto (read from the model's config) | sd1 | sd2 | sdxl.",
+                                 choices=FAMILIES)
+    model_config: str | None = declared(
         None, "For a single-file base_model: a diffusers folder of the same architecture; only its "
         "config and tokenizer files are read (default: the SD1 / SDXL configs lutnav ships).", path=True)
-    train_data_dir: str = setting(doc="Folder of training images (flat with captions, or kohya `10_name` folders).",
-                                  path=True)
-    metadata_path: str | None = setting(
+    train_data_dir: str = declared(doc="Folder of training images (flat with captions, or kohya `10_name` folders).",
+                                   path=True)
+    metadata_path: str | None = declared(
         None, "metadata.csv (filename,prompt) or metadata.jsonl; default: one found in train_data_dir, "
         "else .txt/.caption files beside the images.", path=True)
-    resolution: int | tuple[int, int] = setting(512, "Training size: one number, or [width, height].",
-                                                minimum=64, maximum=4096)
-    enable_bucket: bool = setting(False, "Aspect-ratio buckets: keep each image's shape instead of cropping square.")
-    min_bucket_reso: int = setting(256, "Smallest bucket side, in pixels.", minimum=32)
-    max_bucket_reso: int = setting(1024, "Largest bucket side, in pixels.", minimum=32)
-    bucket_reso_steps: int = setting(64, "Bucket sides are multiples of this.", minimum=8)
-    lora_rank: int = setting(8, "LoRA rank (inner dimension).", minimum=1, maximum=4096)
-    conv_lora: bool = setting(False, "Also adapt the UNet's 3x3 conv layers (LoCon), as kohya's conv_dim does.")
-    conv_rank: int | None = setting(None, "Rank of the conv adapters; default: lora_rank.", minimum=1,
-                                    maximum=4096, aliases=("conv_dim",))
-    conv_alpha: float | None = setting(None, "Alpha of the conv adapters; default: lora_alpha.",
-                                       exclusive_minimum=0)
-    target: str = setting("unet", "What gets adapters: unet | unet+text_encoder (both encoders on SDXL).",
-                          choices=TARGETS)
-    text_encoder_lr: float | None = setting(None, "Learning rate of the text-encoder adapters; default: "
-                                            "learning_rate.", exclusive_minimum=0)
-    cache_latents: bool = setting(True, "Encode each image once and cache the latents on disk "
-                                  "(keyed by image hash and VAE).")
-    noise_offset: float = setting(0.0, "Offset noise strength (helps very dark / bright images); 0 turns it off.",
-                                  minimum=0, maximum=1)
-    min_snr_gamma: float | None = setting(None, "Min-SNR loss weighting gamma (5 is usual); unset turns it off.",
-                                          exclusive_minimum=0)
-    sample_prompts: list[str] = setting([], "Prompts rendered at each save (PNG with A1111 parameters).")
-    sample_steps: int = setting(20, "Denoising steps for the sample images.", minimum=1, maximum=1000)
-    sample_guidance_scale: float = setting(7.0, "CFG scale for the sample images.", minimum=0)
-    sample_negative_prompt: str = setting("", "Negative prompt for the sample images.")
-    strength_range: tuple[float, float] | None = setting(
+    resolution: int | tuple[int, int] = declared(512, "Training size: one number, or [width, height].",
+                                                 minimum=64, maximum=4096)
+    enable_bucket: bool = declared(False, "Aspect-ratio buckets: keep each image's shape instead of cropping square.")
+    min_bucket_reso: int = declared(256, "Smallest bucket side, in pixels.", minimum=32)
+    max_bucket_reso: int = declared(1024, "Largest bucket side, in pixels.", minimum=32)
+    bucket_reso_steps: int = declared(64, "Bucket sides are multiples of this.", minimum=8)
+    lora_rank: int = declared(8, "LoRA rank (inner dimension).", minimum=1, maximum=4096)
+    conv_lora: bool = declared(False, "Also adapt the UNet's 3x3 conv layers (LoCon), as kohya's conv_dim does.")
+    conv_rank: int | None = declared(None, "Rank of the conv adapters; default: lora_rank.", minimum=1,
+                                     maximum=4096, aliases=("conv_dim",))
+    conv_alpha: float | None = declared(None, "Alpha of the conv adapters; default: lora_alpha.",
+                                        exclusive_minimum=0)
+    target: str = declared("unet", "What gets adapters: unet | unet+text_encoder (both encoders on SDXL).",
+                           choices=TARGETS)
+    text_encoder_lr: float | None = declared(None, "Learning rate of the text-encoder adapters; default: "
+                                             "learning_rate.", exclusive_minimum=0)
+    cache_latents: bool = declared(True, "Encode each image once and cache the latents on disk "
+                                   "(keyed by image hash and VAE).")
+    noise_offset: float = declared(0.0, "Offset noise strength (helps very dark / bright images); 0 turns it off.",
+                                   minimum=0, maximum=1)
+    min_snr_gamma: float | None = declared(None, "Min-SNR loss weighting gamma (5 is usual); unset turns it off.",
+                                           exclusive_minimum=0)
+    sample_prompts: list[str] = declared([], "Prompts rendered at each save (PNG with A1111 parameters).")
+    sample_steps: int = declared(20, "Denoising steps for the sample images.", minimum=1, maximum=1000)
+    sample_guidance_scale: float = declared(7.0, "CFG scale for the sample images.", minimum=0)
+    sample_negative_prompt: str = declared("", "Negative prompt for the sample images.")
+    strength_range: tuple[float, float] | None = declared(
         None, "Recommended weights [low, high], written to the card.", minimum=0, maximum=4)
-    save_precision: str = setting("fp16", "dtype of the saved LoRA tensors: fp16 | bf16 | float.",
-                                  choices=SAVE_PRECISIONS)
+    save_precision: str = declared("fp16", "dtype of the saved LoRA tensors: fp16 | bf16 | float.",
+                                   choices=SAVE_PRECISIONS)
 
     def problems(self) -> list[tuple[str, str]]:
         found = super().problems()
