@@ -3,7 +3,8 @@
 tomllib gives values but no positions. :func:`key_lines` follows the lines at
 top level only, skipping the insides of multi-line arrays and strings (train
 configs: flat ``key = value`` lines); :func:`line_of` finds one key inside the
-nth ``[table]`` / ``[[table]]`` or an inline table (mix recipes).
+nth ``[table]`` / ``[[table]]`` or an inline table (mix recipes), :func:`header_line`
+that table's own header.
 """
 
 from __future__ import annotations
@@ -71,12 +72,16 @@ def line_of(text: str, key: str, *, table: str | None = None, index: int = 0) ->
     lines = text.splitlines()
     start = 0
     if table is not None:
-        header = re.compile(rf"^\s*\[{{1,2}}\s*{re.escape(table)}\s*\]{{1,2}}\s*(#.*)?$")
-        hits = [n for n, line in enumerate(lines) if header.match(line)]
-        if len(hits) > index:
-            start = hits[index] + 1
+        start = header_line(text, table, index) or 0
     pattern = re.compile(rf"""^\s*(?:["']?{re.escape(key)}["']?)\s*=|[{{,]\s*["']?{re.escape(key)}["']?\s*=""")
     for n in range(start, len(lines)):
         if pattern.search(lines[n]):
             return n + 1
     return None
+
+
+def header_line(text: str, table: str, index: int = 0) -> int | None:
+    """1-based line of the ``index``-th ``[table]`` / ``[[table]]`` header."""
+    header = re.compile(rf"^\s*\[{{1,2}}\s*{re.escape(table)}\s*\]{{1,2}}\s*(#.*)?$")
+    hits = [n for n, line in enumerate(text.splitlines(), 1) if header.match(line)]
+    return hits[index] if len(hits) > index else None

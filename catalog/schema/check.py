@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.files.toml_lines import key_lines, line_of
+from catalog.files.toml_lines import header_line, key_lines, line_of
 from catalog.schema.declare import declared_fields, is_required, record_of, type_hints
 from catalog.schema.values import check_bounds, convert, describe, nearest, normalise, show_value
 
@@ -57,6 +57,12 @@ class _Reading:
                 self._top = key_lines(self.text)
             return self._top.get(key)
         return line_of(self.text, key, table=table, index=index)
+
+    def table_line(self, table: str | None, index: int) -> int | None:
+        """Where a table starts, for what is missing from it."""
+        if self.text is None or table is None:
+            return None
+        return header_line(self.text, table, index)
 
 
 def check_table(cls: type, raw: Mapping[str, Any], *, text: str | None = None, noun: str = "key",
@@ -144,7 +150,8 @@ def _check(cls: type, raw: Mapping[str, Any], reading: _Reading, *, prefix: tupl
     for name, f in fields.items():
         if is_required(f) and name not in spoken:
             dotted = ".".join(map(str, (*prefix, name)))
-            reading.findings.append(Finding(dotted, None, f"`{dotted}` is required: {f.metadata['doc']}"))
+            reading.findings.append(Finding(dotted, reading.table_line(table, index),
+                                            f"`{dotted}` is required: {f.metadata['doc']}"))
     return {name: values[name] for name in fields if name in values}
 
 

@@ -111,7 +111,8 @@ def check_bounds(meta: typing.Mapping[str, Any], value: Any) -> Any:
             raise ValueError("a non-empty string" if meta["min_length"] == 1
                              else f"a string of at least {meta['min_length']} characters")
         if meta["pattern"] and not re.search(meta["pattern"][0], text):
-            raise ValueError(f"{meta['pattern'][1]}, not {text!r}")
+            item = f", not {text!r}" if isinstance(value, list) else ""
+            raise ValueError(f"{meta['pattern'][1]}{item}")
     numbers = value if isinstance(value, (list, tuple)) else [value]
     for v in numbers:
         if not isinstance(v, (int, float)) or isinstance(v, bool):

@@ -1,24 +1,24 @@
-"""Saved blends: a TOML recipe checked against ``schemas/mix-recipe.schema.json``.
+"""Saved blends: a TOML recipe, declared as :class:`RecipeFile` and checked through the schema framework.
 
 A recipe is the command line written down (``[[lora]]`` tables with name and
 weight, plus ``out``, ``rank``, ``force``, ``[preview]``), so it goes through the
 same spec parser and guards. A misspelt key is the usual mistake: the error
-names its line and the nearest valid key.
+names its line and the nearest valid key.  ``schemas/mix-recipe.schema.json``
+is generated from the declaration (``python -m lutnav.mix.recipe`` rewrites it;
+a test keeps the two equal).
 """
 
 from __future__ import annotations
 
-import difflib
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import schemas
 from catalog.files.durable import open_regular
-from catalog.files.toml_lines import line_of
 from catalog.files.textfile import loads_toml
+from catalog.schema import check_table, declared
+from catalog.schema.json_schema import document, schema_text
 from lutnav.prompt_tags import Spec
 
 from .errors import RecipeError
@@ -40,6 +40,51 @@ class Recipe:
     preview: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(kw_only=True)
+class RecipeLora:
+    """One ``[[lora]]`` table."""
+
+    name: str = declared(doc="Entry name or library path, as `lutnav show` takes it.", min_length=1)
+    weight: float | None = declared(None, "Strength; default the card's strength, else 1.0.")
+
+
+@dataclass(kw_only=True)
+class RecipePreview:
+    """The ``[preview]`` table: the sampling options of ``lutnav mix --preview``."""
+
+    prompt: str | None = declared(None, "Prompt (default: 'a picture' + the trigger words), as `--prompt`.")
+    negative_prompt: str | None = declared(None, "Negative prompt (default: the card's), as `--negative`.")
+    seed: int | None = declared(None, "Sampling seed, as `--seed`.")
+    steps: int | None = declared(None, "Denoising steps, as `--steps`.", minimum=1)
+    size: int | None = declared(None, "Image side in pixels, as `--size`.", minimum=64, multiple_of=8)
+    guidance: float | None = declared(None, "CFG scale, as `--guidance`.", minimum=0)
+
+
+@dataclass(kw_only=True)
+class RecipeFile:
+    """What a recipe file may hold: the declaration its checks and its JSON Schema come from."""
+
+    name: str | None = declared(None, "Name of the blend (default: the recipe file's stem).")
+    description: str | None = declared(None, "What the blend is for.")
+    lora: list[RecipeLora] = declared(doc="The LoRAs, in order: [[lora]] tables.", min_items=1)
+    out: str | None = declared(None, "Merged file to write (as `--out`), relative to the recipe's folder.",
+                               pattern=(r"\.safetensors$", "a file name ending in .safetensors"), path=True)
+    rank: int | None = declared(None, "SVD target rank (as `--rank`); leave out for the exact merge.",
+                                minimum=1)
+    overwrite: bool = declared(False, "Replace an existing `out` file.")
+    force: bool = declared(False, "Pass the soft guards (total strength, count, weight range); "
+                                  "the reasons are still printed.")
+    comfy: bool = declared(False, "Print the ComfyUI LoraLoader chain instead of the tag line.")
+    preview: RecipePreview | None = declared(None, "Sample images of each LoRA and of the blend.")
+
+
+def recipe_schema() -> dict[str, Any]:
+    """The recipe's JSON Schema (draft 2020-12), generated from :class:`RecipeFile`."""
+    return document(
+        RecipeFile, schema_id="https://lutnav.dev/schemas/mix-recipe.schema.json", title="lutnav mix recipe",
+        description="A saved blend: `lutnav mix --recipe FILE.toml`. Paths are relative to the recipe's folder.")
+
+
 def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     try:
@@ -56,54 +101,19 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"not UTF-8 text (bad byte at offset {exc.start})", path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"not valid TOML: {exc}", path=path) from None
-    check_recipe(raw, text, path)
-    return _build(raw, path)
+    return _build(check_recipe(raw, text, path), path)
 
 
-def check_recipe(raw: dict, text: str, path: Path) -> None:
-    """Unknown keys first (line + nearest key), then the schema's types and bounds."""
-    schema = schemas.load("mix-recipe")
-    _unknown_keys(raw, schema, text, path, table=None)
-    for index, item in enumerate(raw.get("lora") or []):
-        if isinstance(item, dict):
-            _unknown_keys(item, schema["properties"]["lora"]["items"], text, path,
-                          table="lora", index=index)
-    if isinstance(raw.get("preview"), dict):
-        _unknown_keys(raw["preview"], schema["properties"]["preview"], text, path, table="preview")
-    from jsonschema import Draft202012Validator
-
-    errors = sorted(Draft202012Validator(schema).iter_errors(raw), key=lambda e: list(e.path))
-    if errors:
-        err = errors[0]
-        where = ".".join(str(p) for p in err.path) or "(recipe)"
-        leaf = next((p for p in reversed(list(err.path)) if isinstance(p, str)), None)
-        line = line_of(text, leaf) if leaf else None
-        at = f"line {line}: " if line else ""
-        raise RecipeError(f"{at}`{where}`: {err.message}", path=path)
-    for index, item in enumerate(raw["lora"]):
-        weight = item.get("weight")
-        if isinstance(weight, float) and not math.isfinite(weight):
-            raise RecipeError(f"`lora.{index}.weight` must be a finite number, not {weight}",
-                              path=path)
-
-
-def _unknown_keys(values: dict, schema: dict, text: str, path: Path, *, table: str | None,
-                  index: int = 0) -> None:
-    valid = list(schema["properties"])
-    for key in values:
-        if key in valid:
-            continue
-        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-        hint = f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(valid)}"
-        line = line_of(text, key, table=table, index=index)
-        where = f"[{'[' + table + ']' if table == 'lora' else table}] " if table else ""
-        at = f"line {line}: " if line else ""
-        raise RecipeError(f"{at}unknown key {where}`{key}` — {hint}", path=path)
+def check_recipe(raw: dict, text: str, path: Path) -> dict[str, Any]:
+    """The recipe's clean values; every problem at once (line, key, nearest key) as one ``RecipeError``."""
+    clean, findings = check_table(RecipeFile, raw, text=text, noun="recipe key")
+    if findings:
+        raise RecipeError("; ".join(str(f) for f in findings), path=path)
+    return clean
 
 
 def _build(raw: dict, path: Path) -> Recipe:
-    specs = [Spec(item["name"], float(item["weight"]) if "weight" in item else None)
-             for item in raw["lora"]]
+    specs = [Spec(item["name"], item.get("weight")) for item in raw["lora"]]
     out = raw.get("out")
     return Recipe(
         path=path,
@@ -111,9 +121,15 @@ def _build(raw: dict, path: Path) -> Recipe:
         specs=specs,
         out=(path.parent / out) if out else None,
         rank=raw.get("rank"),
-        overwrite=bool(raw.get("overwrite", False)),
-        force=bool(raw.get("force", False)),
-        comfy=bool(raw.get("comfy", False)),
+        overwrite=raw.get("overwrite", False),
+        force=raw.get("force", False),
+        comfy=raw.get("comfy", False),
         description=raw.get("description"),
         preview=dict(raw.get("preview") or {}),
     )
+
+
+if __name__ == "__main__":  # regenerate schemas/mix-recipe.schema.json
+    target = Path(__file__).resolve().parents[2] / "schemas" / "mix-recipe.schema.json"
+    target.write_text(schema_text(recipe_schema()), encoding="utf-8")
+    print(f"wrote {target}")
