@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.schema import declared_fields
-from catalog.schema.json_schema import DRAFT, properties, schema_text as _text
+from catalog.schema import declared_fields, json_schema
+from catalog.schema.json_schema import DRAFT, properties
 from trainers.config import CommonConfig
 from trainers.registry import get_task, task_types
 
@@ -60,7 +60,7 @@ def train_config_schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     """The exact text of ``schemas/train-config.schema.json``."""
-    return _text(train_config_schema())
+    return json_schema.schema_text(train_config_schema())
 
 
 if __name__ == "__main__":  # regenerate schemas/train-config.schema.json

@@ -15,8 +15,8 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Any
 
-from catalog.errors import CardError
 from catalog.cards.field_values import EXPECTED, coerce, parse_text
+from catalog.errors import CardError
 from catalog.files.textfile import loads_toml
 from catalog.schema import check_table, check_value, declared, unknown_key_message
 from catalog.schema.json_schema import document, schema_text

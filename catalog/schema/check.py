@@ -122,13 +122,9 @@ def _check(cls: type, raw: Mapping[str, Any], reading: _Reading, *, prefix: tupl
     values: dict[str, Any] = {}
     spoken: dict[str, str] = {}  # field name → the key that gave it
     for key, value in raw.items():
-        line = reading.line(key, table, index)
-        dotted = ".".join(map(str, (*prefix, key)))
         name = aliases.get(key, key)
-
-        def find(message: str) -> None:
-            reading.findings.append(Finding(dotted, line, message))
-
+        dotted = ".".join(map(str, (*prefix, key)))
+        find = _finder(reading, dotted, reading.line(key, table, index))
         if name not in fields:
             if isinstance(value, dict) and not any(_takes_table(hints[n]) for n in fields):
                 find(f"`[{key}]` is a table; {reading.noun}s are top-level `key = value` lines")
@@ -153,6 +149,11 @@ def _check(cls: type, raw: Mapping[str, Any], reading: _Reading, *, prefix: tupl
             reading.findings.append(Finding(dotted, reading.table_line(table, index),
                                             f"`{dotted}` is required: {f.metadata['doc']}"))
     return {name: values[name] for name in fields if name in values}
+
+
+def _finder(reading: _Reading, dotted: str, line: int | None) -> Callable[[str], None]:
+    """Record a finding about one key."""
+    return lambda message: reading.findings.append(Finding(dotted, line, message))
 
 
 def _value(cls: type, f: dataclasses.Field, hint: Any, key: str, value: Any, reading: _Reading,
