@@ -78,6 +78,11 @@ def test_wrong_type_names_key_line_and_expected_type(tmp_path):
     assert "line 8: `lora.1.weight` = 'strong': expected a number" in recipe
 
 
+def test_a_bound_of_zero_is_a_bound(tmp_path):
+    config = config_error(tmp_path, CONFIG_HEAD + "weight_decay = -0.1\n")
+    assert "cfg.toml:4: `weight_decay` = -0.1: expected a value >= 0" in config
+
+
 def test_bad_choice_lists_the_choices_and_the_nearest(tmp_path):
     config = config_error(tmp_path, CONFIG_HEAD + 'optimizer = "adamw9bit"\n')
     assert ("cfg.toml:4: `optimizer` = 'adamw9bit': expected one of 'AdamW', 'AdamW8bit', 'Adafactor', "

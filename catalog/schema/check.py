@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from catalog.files.toml_lines import header_line, key_lines, line_of
@@ -83,16 +84,16 @@ def check_table(cls: type, raw: Mapping[str, Any], *, text: str | None = None, n
 
 def check_value(cls: type, name: str, value: Any, *, parse: Parse | None = None) -> Any:
     """One field's clean value, or ``ValueError`` saying what was expected."""
-    meta = next(f.metadata for f in declared_fields(cls) if f.name == name)
-    value = parse(name, value) if parse else convert(type_hints(cls)[name], value)
-    return None if value is None else check_bounds(meta, value)
+    shape = _shape(cls)
+    value = parse(name, value) if parse else convert(shape.hints[name], value)
+    return None if value is None else check_bounds(shape.fields[name].metadata, value)
 
 
 def unknown_key_message(cls: type, key: str, *, noun: str, spellings: Mapping[str, str] | None = None,
                         where: str = "") -> str:
     """"`key` is not a <noun> — did you mean `near`?" (or the list of keys, when there are few)."""
-    names = [f.name for f in declared_fields(cls)]
-    near = _suggest(key, names, spellings or {}, _aliases(cls))
+    names = list(_shape(cls).fields)
+    near = _suggest(key, names, spellings or {}, _shape(cls).aliases)
     if near:
         hint = f" — did you mean `{near}`?"
     elif len(names) <= LIST_KEYS_UP_TO:
@@ -110,60 +111,85 @@ def _suggest(key: str, names: list[str], spellings: Mapping[str, str], aliases: 
     return nearest(key, names)
 
 
-def _aliases(cls: type) -> dict[str, str]:
-    return {a: f.name for f in declared_fields(cls) for a in f.metadata["aliases"]}
+@dataclass(frozen=True)
+class _Shape:
+    """What checking needs of a class, worked out once (a scan checks thousands of cards)."""
+
+    fields: dict[str, dataclasses.Field]
+    hints: dict[str, Any]
+    aliases: dict[str, str]
+    records: dict[str, tuple[type | None, bool]]
+    takes_tables: bool
+    required: tuple[str, ...]
+    #: fields with no choices, bounds or patterns skip that check
+    ruled: frozenset[str]
+
+
+@cache
+def _shape(cls: type) -> _Shape:
+    fields = {f.name: f for f in declared_fields(cls)}
+    hints = type_hints(cls)
+    return _Shape(fields, hints, {a: f.name for f in fields.values() for a in f.metadata["aliases"]},
+                  {name: record_of(hints[name]) for name in fields},
+                  any(_takes_table(hints[name]) for name in fields),
+                  tuple(name for name, f in fields.items() if is_required(f)),
+                  frozenset(name for name, f in fields.items()
+                            if any(f.metadata[rule] is not None for rule in _RULES)))
+
+
+_RULES = ("choices", "minimum", "maximum", "exclusive_minimum", "exclusive_maximum", "multiple_of",
+          "min_items", "min_length", "pattern")
 
 
 def _check(cls: type, raw: Mapping[str, Any], reading: _Reading, *, prefix: tuple, table: str | None,
            index: int) -> dict[str, Any]:
-    fields = {f.name: f for f in declared_fields(cls)}
-    aliases = _aliases(cls)
-    hints = type_hints(cls)
+    shape = _shape(cls)
+    fields, aliases = shape.fields, shape.aliases
     values: dict[str, Any] = {}
     spoken: dict[str, str] = {}  # field name → the key that gave it
     for key, value in raw.items():
         name = aliases.get(key, key)
-        dotted = ".".join(map(str, (*prefix, key)))
-        find = _finder(reading, dotted, reading.line(key, table, index))
+        message = None
         if name not in fields:
-            if isinstance(value, dict) and not any(_takes_table(hints[n]) for n in fields):
-                find(f"`[{key}]` is a table; {reading.noun}s are top-level `key = value` lines")
+            if isinstance(value, dict) and not shape.takes_tables:
+                message = f"`[{key}]` is a table; {reading.noun}s are top-level `key = value` lines"
             else:
-                where = f" in `{'.'.join(map(str, prefix))}`" if prefix else ""
-                find(unknown_key_message(cls, key, noun=reading.noun, spellings=reading.spellings, where=where))
-            continue
-        if name in spoken:
-            find(f"`{key}` and `{spoken[name]}` are the same {reading.noun}; keep one")
-            continue
-        spoken[name] = key
-        try:
-            checked = _value(cls, fields[name], hints[name], key, value, reading, prefix)
-        except ValueError as err:
-            find(f"`{dotted}` = {show_value(value)}: expected {err}")
-            continue
-        if checked is not None:
-            values[name] = checked
-    for name, f in fields.items():
-        if is_required(f) and name not in spoken:
-            dotted = ".".join(map(str, (*prefix, name)))
+                where = f" in `{_dotted(prefix)}`" if prefix else ""
+                message = unknown_key_message(cls, key, noun=reading.noun, spellings=reading.spellings,
+                                              where=where)
+        elif name in spoken:
+            message = f"`{key}` and `{spoken[name]}` are the same {reading.noun}; keep one"
+        else:
+            spoken[name] = key
+            try:
+                checked = _value(fields[name], shape.hints[name], shape.records[name], key, value, reading,
+                                 prefix, name in shape.ruled)
+            except ValueError as err:
+                message = f"`{_dotted((*prefix, key))}` = {show_value(value)}: expected {err}"
+            else:
+                if checked is not None:
+                    values[name] = checked
+        if message is not None:  # lines are looked up only for what is wrong
+            reading.findings.append(Finding(_dotted((*prefix, key)), reading.line(key, table, index), message))
+    for name in shape.required:
+        if name not in spoken:
+            dotted = _dotted((*prefix, name))
             reading.findings.append(Finding(dotted, reading.table_line(table, index),
-                                            f"`{dotted}` is required: {f.metadata['doc']}"))
+                                            f"`{dotted}` is required: {fields[name].metadata['doc']}"))
     return {name: values[name] for name in fields if name in values}
 
 
-def _finder(reading: _Reading, dotted: str, line: int | None) -> Callable[[str], None]:
-    """Record a finding about one key."""
-    return lambda message: reading.findings.append(Finding(dotted, line, message))
+def _dotted(parts: tuple) -> str:
+    """``("lora", 1, "weight")`` → ``lora.1.weight``."""
+    return ".".join(map(str, parts))
 
 
-def _value(cls: type, f: dataclasses.Field, hint: Any, key: str, value: Any, reading: _Reading,
-           prefix: tuple) -> Any:
-    record, many = record_of(hint)
+def _value(f: dataclasses.Field, hint: Any, table: tuple[type | None, bool], key: str, value: Any,
+           reading: _Reading, prefix: tuple, ruled: bool) -> Any:
+    record, many = table
     if record is None:
-        if reading.parse is not None:
-            value = reading.parse(f.name, value)
-            return None if value is None else check_bounds(f.metadata, value)
-        return check_bounds(f.metadata, convert(hint, value))
+        value = reading.parse(f.name, value) if reading.parse is not None else convert(hint, value)
+        return check_bounds(f.metadata, value) if ruled and value is not None else value
     if many:
         if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
             raise ValueError(f"a list of tables ([[{key}]])")
