@@ -1,8 +1,9 @@
 """``lutnav mix``, ``convert``, ``check``, ``preview`` and ``grid``: thin commands over lutnav.mix.
 
-Each command parses, calls the library and prints; the guards speak through
-:class:`~lutnav.mix.guards.Verdict` lines on stderr, and a refusal exits 1
-before anything is written.
+Each command parses, calls the library and prints. ``mix`` builds a
+:class:`~lutnav.mix.request.MixRequest` (the recipe's values merged with the
+options) and prints the lines :func:`lutnav.mix.runner.run` says: the guards'
+verdict on stderr, and a refusal exits 1 before anything is written.
 """
 
 from __future__ import annotations
