@@ -9,8 +9,10 @@ verdict on stderr, and a refusal exits 1 before anything is written.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +20,11 @@ from catalog.errors import CatalogError
 
 from .context import ensure_indexed, locate, open_library
 from .output import color, echo_json, run_with_progress, shown
+
+if TYPE_CHECKING:
+    from catalog.progress import Progress, Work
+
+    from .mix.request import Line, MixRequest, MixResult
 
 DIFFUSERS_HELP = "needs `pip install 'lutnav[train]'`"
 
@@ -124,7 +131,7 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, to, into_model, ov
 
 
 @contextmanager
-def _usage_errors():
+def _usage_errors() -> Iterator[None]:
     """A mix's options that do not fit together read as click's usage errors (exit 2)."""
     from .mix.errors import MixUsageError
 
@@ -134,7 +141,7 @@ def _usage_errors():
         raise click.UsageError(str(err)) from None
 
 
-def _run_mix(request):
+def _run_mix(request: MixRequest) -> MixResult:
     """Drive :func:`lutnav.mix.runner.run`, printing its lines as they come.
 
     The bar is drawn from the first step on, so a mix without long work (a tag
@@ -142,9 +149,9 @@ def _run_mix(request):
     """
     from .mix.runner import run
 
-    held = None
+    held: list[Line] | None = None
 
-    def say(line) -> None:
+    def say(line: Line) -> None:
         if held is not None:
             held.append(line)
         else:
@@ -163,12 +170,12 @@ def _run_mix(request):
             _print(line)
 
 
-def _resumed(first, work):
+def _resumed(first: Progress, work: Work[MixResult]) -> Work[MixResult]:
     yield first
     return (yield from work)
 
 
-def _print(line) -> None:
+def _print(line: Line) -> None:
     if line.json is not None:
         echo_json(line.json)
     else:
