@@ -1,14 +1,18 @@
 """``lutnav mix``, ``convert``, ``check``, ``preview`` and ``grid``: thin commands over lutnav.mix.
 
-Each command parses, calls the library and prints; the guards speak through
-:class:`~lutnav.mix.guards.Verdict` lines on stderr, and a refusal exits 1
-before anything is written.
+Each command parses, calls the library and prints. ``mix`` builds a
+:class:`~lutnav.mix.request.MixRequest` (the recipe's values merged with the
+options) and prints the lines :func:`lutnav.mix.runner.run` says: the guards'
+verdict on stderr, and a refusal exits 1 before anything is written.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +20,11 @@ from catalog.errors import CatalogError
 
 from .context import ensure_indexed, locate, open_library
 from .output import color, echo_json, run_with_progress, shown
+
+if TYPE_CHECKING:
+    from catalog.progress import Progress, Work
+
+    from .mix.request import Line, MixRequest, MixResult
 
 DIFFUSERS_HELP = "needs `pip install 'lutnav[train]'`"
 
@@ -87,9 +96,8 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, to, into_model, ov
     """
     from lutnav.prompt_tags import parse_specs
 
-    from .mix.blend import check_output, resolve_items
-    from .mix.guards import check_blend, module_set
     from .mix.recipe import load_recipe
+    from .mix.request import MixRequest, check_options
 
     settings = _settings(prompt, negative_prompt, seed, steps, size, guidance)
     if recipe is not None:
@@ -107,89 +115,71 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, to, into_model, ov
         raise click.UsageError("give at least one NAME[:WEIGHT], or --recipe FILE")
     else:
         parsed = parse_specs(specs)
-    if rank is not None and out is None:
-        raise click.UsageError("--rank needs --out (it sets the rank of the merged file)")
-    if into_model is not None and (out is None or rank is not None):
-        raise click.UsageError("--into-model needs --out and takes no --rank")
+    with _usage_errors():
+        check_options(out=out, rank=rank, into_model=into_model)
     lib = open_library(ctx)
     ensure_indexed(lib)
-    if preview:
-        from .mix.preview import preview_defaults
-
-        preview_defaults(settings, lib)
-    items = resolve_items(lib, parsed)
-    adapters = bool(items) and all(i.entry.get("base_model") == "llm" for i in items)
-    if out is not None and not adapters:
-        check_output(out, overwrite=bool(overwrite))
-    if out is not None:
-        lib.check_writable(out)
-    modules = [_modules_or_empty(module_set, lib.abspath(i.rel), i.entry) for i in items]
-    verdict = check_blend([i.entry for i in items], [i.weight for i in items], lib.config,
-                          force=bool(force), modules=modules)
-    for line in verdict.lines():
-        click.echo(line, err=True)
-    if not verdict.ok:
+    request = MixRequest(lib, parsed, out=out, rank=rank, to=to, into_model=into_model,
+                         overwrite=bool(overwrite), force=bool(force), comfy=bool(comfy),
+                         checkpoint=checkpoint, preview=settings if preview else None, model=model)
+    with _usage_errors():
+        result = _run_mix(request)
+    if not result.ok:
         ctx.exit(1)
-    if preview:
-        from .mix.preview import model_for, require_diffusers
-
-        bases = {i.entry.get("base_model") for i in items} - {"unknown", None}
-        model_for(lib, bases.pop() if len(bases) == 1 else None, model)  # before torch loads
-        require_diffusers()
-
-    if adapters:
-        _blend_adapters(lib, items, out, rank, bool(overwrite))
-        return
-    merged = None
-    if into_model is not None:
-        merged = _bake(lib, items, into_model, out, bool(overwrite))
-    elif out is not None:
-        merged = _merge(lib, items, out, rank, bool(overwrite), to)
-    elif comfy:
-        from .mix.tags import comfy_chain
-
-        echo_json(comfy_chain(items, checkpoint))
-    else:
-        from .mix.tags import tag_line
-
-        click.echo(tag_line(items))
-    if preview:
-        from .mix.sampling import preview_blend
-
-        paths = run_with_progress(preview_blend(lib, items, settings, model=model,
-                                                merged=merged if into_model is None else None), "preview")
-        _show(paths)
+    if result.sampling is not None:
+        _show(run_with_progress(result.sampling, "preview"))
 
 
-def _blend_adapters(lib, items, out: Path | None, rank: int | None, overwrite: bool) -> None:
-    """LLM adapters blend through peft's weighted adapter into a new adapter folder."""
-    if out is None:
-        raise click.UsageError("LLM adapters have no prompt tag: pass --out DIR to write the blended "
-                               "PEFT adapter folder (exact rank concatenation, or --rank N for SVD)")
-    out = Path(out).expanduser()
-    if out.exists() and not overwrite:
-        raise click.UsageError(f"{out} exists; pass --overwrite to replace it")
-    from .llm_base import llm_base
+@contextmanager
+def _usage_errors() -> Iterator[None]:
+    """A mix's options that do not fit together read as click's usage errors (exit 2)."""
+    from .mix.errors import MixUsageError
 
-    base = llm_base(lib, lib.abspath(items[0].rel))  # before torch: a missing model is said at once
-    out.parent.mkdir(parents=True, exist_ok=True)  # the folder named for the result, as `train` files one
-    from trainers.text.blend import blend_adapters
-
-    blended = blend_adapters(base, [(lib.abspath(i.rel), i.weight) for i in items], out,
-                             combination_type="svd" if rank else "cat", svd_rank=rank)
-    click.echo(f"blended adapter → {blended.path} (rank {blended.rank}, {blended.combination_type} "
-               f"of {len(items)} adapters)")
     try:
-        lib.relpath(blended.path)
-    except CatalogError:
-        return
-    lib.scan_all()
+        yield
+    except MixUsageError as err:
+        raise click.UsageError(str(err)) from None
 
 
-def _modules_or_empty(module_set, path: Path, entry: dict) -> set:
-    if entry.get("error") or entry.get("format") == "pickle":
-        return set()
-    return module_set(path)
+def _run_mix(request: MixRequest) -> MixResult:
+    """Drive :func:`lutnav.mix.runner.run`, printing its lines as they come.
+
+    The bar is drawn from the first step on, so a mix without long work (a tag
+    line, a refusal) draws none; lines said while it is drawn wait until it closes.
+    """
+    from .mix.runner import run
+
+    held: list[Line] | None = None
+
+    def say(line: Line) -> None:
+        if held is not None:
+            held.append(line)
+        else:
+            _print(line)
+
+    work = run(request, say=say)
+    try:
+        first = next(work)
+    except StopIteration as stop:
+        return stop.value
+    held = []
+    try:
+        return run_with_progress(_resumed(first, work), "baking" if request.output == "bake" else "merging")
+    finally:
+        for line in held:
+            _print(line)
+
+
+def _resumed(first: Progress, work: Work[MixResult]) -> Work[MixResult]:
+    yield first
+    return (yield from work)
+
+
+def _print(line: Line) -> None:
+    if line.json is not None:
+        echo_json(line.json)
+    else:
+        click.echo(line.text, err=line.err)
 
 
 def _from_recipe(settings, table: dict, ctx):
@@ -201,43 +191,6 @@ def _from_recipe(settings, table: dict, ctx):
         if key in table and source is not click.core.ParameterSource.COMMANDLINE:
             setattr(settings, attr, table[key])
     return settings
-
-
-def _merge(lib, items, out: Path, rank: int | None, overwrite: bool, to: str | None = None) -> Path:
-    from .mix.blend import write_merged
-
-    command = "lutnav mix " + " ".join(f"{i.name}:{i.weight:g}" for i in items) + f" --out {out.name}"
-    command += f" --rank {rank}" if rank is not None else ""
-    result = run_with_progress(write_merged(lib, items, out, rank=rank, overwrite=overwrite,
-                                            command=command, to=to), "merging")
-    how = f"SVD rank {rank}" if rank is not None else "exact"
-    click.echo(f"wrote {result.path} ({result.modules} modules, {how}, max rank {result.rank}, "
-               f"{result.seconds:.2f} s)", err=True)
-    if rank is not None:
-        module, worst = result.report.worst
-        where = f" ({module[0]} {module[1]})" if module else ""
-        click.echo(f"relative Frobenius error per module: worst {worst:.4g}{where}, "
-                   f"mean {result.report.mean:.4g}", err=True)
-    if result.rel:
-        click.echo(shown(f"indexed as {result.rel} (card lists its parents)"), err=True)
-    else:
-        click.echo("outside the library: written with its card, not indexed", err=True)
-    from lutnav.prompt_tags import tag
-
-    click.echo(tag(result.path.stem, 1))
-    return result.path
-
-
-def _bake(lib, items, base: Path, out: Path, overwrite: bool) -> Path:
-    from .mix.bake import bake_into_model
-
-    result = run_with_progress(bake_into_model(lib, items, base, out, overwrite=overwrite), "baking")
-    click.echo(f"wrote {result.path}: {result.changed} of {result.tensors} weights changed "
-               f"({result.seconds:.1f} s)", err=True)
-    for line in result.notes:
-        click.echo(f"note: {line}", err=True)
-    click.echo(str(result.path))
-    return result.path
 
 
 @click.command("convert")

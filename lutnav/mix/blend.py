@@ -1,7 +1,7 @@
 """A blend from spec to catalog entry: resolve, guard, merge, write atomically, card, index.
 
-The CLI and recipes call :func:`resolve_items`, then the guards, then
-:func:`write_merged`; nothing here prints. A merged file is a kohya LoRA (the
+A mix (:func:`lutnav.mix.runner.run`) calls :func:`resolve_items`, then the
+guards, then :func:`write_merged`; nothing here prints. A merged file is a kohya LoRA (the
 names every client loads) whose ``ss_*``/``modelspec.*`` metadata records the
 recipe, beside a card that lists its parents.
 """

@@ -15,6 +15,11 @@ class MergeInputError(MixError, ValueError):
     hint = "merge plain LoRA/LoCon files (lora_down/lora_up or lora_A/lora_B); use the prompt tag for the rest"
 
 
+class MixUsageError(MixError, ValueError):
+    """Options of a mix that do not fit together (``--rank`` without ``--out``, LLM adapters
+    without ``--out``): the command line shows it as a usage error, exit 2."""
+
+
 class OutputExists(MixError, FileExistsError):
     hint = "pass --overwrite to replace it, or choose another --out"
 
