@@ -181,7 +181,7 @@ class _Bar:
         self.phase: str | None = None
         self.start = (0, 0.0)  # (done, time) when this phase's first step came
         self.drawn = False  # a bar line is on the screen, not yet ended
-        self.line = ""  # the bar as last drawn
+        self.current: Progress | None = None  # the latest step, drawn or not
         self.last = 0.0
         self.logged = -1
 
@@ -189,17 +189,17 @@ class _Bar:
         if step.note:  # a line to keep, above the bar as it stood
             self.close()
             self._write(shown(step.note) + "\n")
-            if self.tty and self.line:
-                self._draw(self.line)
+            if self.tty and self.current is not None:
+                self._draw(self._line(self.current, time.monotonic(), _columns()))
             return
+        self.current = step
         now = time.monotonic()
         if step.phase != self.phase:
             self.phase, self.start, self.logged, self.last = step.phase, (step.done, now), -1, 0.0
         if self.tty:
             if now - self.last >= self.EVERY or step.done == step.total:
                 self.last = now
-                self.line = self._line(step, now, _columns())
-                self._draw(self.line)
+                self._draw(self._line(step, now, _columns()))
         elif self.log and step.total and self._due(step):
             self._write(self._line(step, now, None) + "\n")
 
@@ -212,15 +212,15 @@ class _Bar:
         return True
 
     def _line(self, step: Progress, now: float, width: int | None) -> str:
-        name = f"{self.label}: {step.phase}" if step.phase and self.tty else step.phase or self.label
-        parts = [name]
-        if step.total:
-            if self.tty:
+        count = f"{step.done}/{step.total}" if step.total else str(step.done)
+        if self.tty:  # "scanning: read  [####----]  20/90"
+            parts = [f"{self.label}: {step.phase}" if step.phase else self.label]
+            if step.total:
                 filled = round(self.WIDTH * min(step.done, step.total) / step.total)
                 parts.append("[" + "#" * filled + "-" * (self.WIDTH - filled) + "]")
-            parts.append(f"{step.done}/{step.total}")
-        else:
-            parts.append(str(step.done))
+            parts.append(count)
+        else:  # a log line: "step 20/90"
+            parts = [f"{step.phase or self.label} {count}"]
         if step.item:
             parts.append(shown(step.item))
         first, since = self.start

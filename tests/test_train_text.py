@@ -14,7 +14,7 @@ pytest.importorskip("peft")
 
 from trainers.config import load_config  # noqa: E402
 from trainers.loop import SaveEvent, StepEvent  # noqa: E402
-from catalog.progress import finish  # noqa: E402
+from catalog.progress import Progress, finish  # noqa: E402
 from trainers.run import check, train  # noqa: E402
 from trainers.text.tiny import color_facts, write_jsonl, write_tiny_llama  # noqa: E402
 
@@ -74,6 +74,9 @@ def test_loss_goes_down_and_eval_loss_is_reported(trained):
     assert saves[0].metrics["eval_loss"] < losses[0]
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert steps[-1].unit == "tok" and steps[-1].rate > 0
+    assert all(isinstance(e, Progress) for e in events)  # the one progress protocol
+    assert [(e.done, e.total) for e in steps] == [(n, 40) for n in range(1, 41)]
+    assert saves[0].note.startswith(f"saved {saves[0].path}  (eval_loss ")
 
 
 def test_adapter_loads_in_peft_with_every_key_and_changes_generation(trained, workdir):
@@ -134,7 +137,7 @@ def test_resume_after_kill_and_after_ctrl_c_is_exact(workdir):
         except StopIteration as stop:
             resumed = stop.value
             break
-    assert "resuming from" in events[0].text and events[1].step == 5
+    assert "resuming from" in events[0].note and events[1].step == 5
 
     presses = iter([False, False, True])  # Ctrl-C during step 3: saved there, mid save_steps
     stopped_cfg = make_config(workdir, "ctrl_c", **settings)

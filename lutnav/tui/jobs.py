@@ -12,7 +12,7 @@ from pathlib import Path
 
 from catalog.index.library import Library
 from catalog.index.scan import ScanSummary
-from catalog.progress import Progress, Work, T
+from catalog.progress import Progress, T, Work
 
 OnStep = Callable[[Progress], None]
 
