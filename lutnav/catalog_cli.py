@@ -129,17 +129,13 @@ def hash_cmd(ctx, entries: tuple[str, ...], all_: bool, force: bool, as_json: bo
         rels = [lib.resolve(e) for e in entries]
     else:
         raise click.UsageError("name entries to hash, or pass --all")
-    results = _with_progress(hashing.compute(lib, rels, force=force))
+    results = run_with_progress(hashing.compute(lib, rels, force=force), "hashing")
     out = [{"path": r, "sha256": h.sha256, "autov2": h.autov2, "tensor_sha256": h.tensor_sha256}
            for r, h in results.items()]
     if as_json:
         echo_json(out)
     else:
         table([(o["autov2"], o["sha256"], o["path"]) for o in out], ("AutoV2", "sha256", "path"))
-
-
-def _with_progress(gen):
-    return run_with_progress(gen, "hashing")
 
 
 @click.command("dupes")
@@ -149,7 +145,7 @@ def dupes_cmd(ctx, as_json: bool) -> None:
     """Entries holding the same tensors under different paths or names."""
     lib = open_library(ctx)
     ensure_indexed(lib)
-    groups = _with_progress(hashing.find_duplicates(lib))
+    groups = run_with_progress(hashing.find_duplicates(lib), "hashing")
     if as_json:
         echo_json(groups)
         return

@@ -46,8 +46,7 @@ def ensure_indexed(lib: Library) -> None:
 
 def run_scan_with_progress(lib: Library, **kwargs):
     """A scan with a progress bar on a terminal (quiet when piped); returns its summary."""
-    return run_with_progress(lib.scan(**kwargs), "scanning",
-                             lambda s: (s.done, s.total, s.path) if s.phase == "read" else (None, 0, None))
+    return run_with_progress(lib.scan(**kwargs), "scanning")
 
 
 @dataclass(frozen=True)

@@ -43,12 +43,10 @@ def label_cmd(folder: Path, model: str | None, trigger: str | None, fmt: str, ov
         labeller = Captioner(found.path, max_new_tokens=max_new_tokens)
     click.echo(f"labelling with {found.name} ({found.kind})", err=True)
 
-    def progress(done: int, total: int) -> None:
-        if done == total or done % 25 == 0:
-            click.echo(f"  {done}/{total}", err=True)
+    from .output import run_with_progress
 
-    result = label_folder(folder, lambda paths: labeller.caption(paths, batch_size=batch_size), fmt=fmt,
-                          trigger=trigger, overwrite=overwrite, progress=progress)
+    result = run_with_progress(label_folder(folder, lambda paths: labeller.caption(paths, batch_size=batch_size),
+                                            fmt=fmt, trigger=trigger, overwrite=overwrite), "labelling", log=True)
     where = result.written[0] if fmt == "csv" else f"{len(result.written)} .txt files"
     click.echo(f"captioned {result.images} images → {where}")
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from typing import TextIO, TypeVar
 
 import click
 import orjson
 
-from catalog.progress import Progress
+from catalog.progress import Progress, Work
+
+T = TypeVar("T")
 
 
 def echo_json(data: object) -> None:
@@ -133,45 +137,123 @@ def _fit(value: str, width: int) -> str:
     return "".join(out) + "…" + " " * (width - 1 - used)
 
 
-@contextmanager
-def progress(label: str, total: int | None) -> Iterator[object]:
-    """A click progress bar on a terminal; a do-nothing object when piped."""
-    if not interactive():
-        yield _Quiet()
-        return
-    with click.progressbar(length=total or 0, label=label, file=sys.stderr,
-                           show_pos=True, show_eta=True) as bar:
-        yield bar
+def run_with_progress(work: Work[T], label: str, *, log: bool = False,
+                      stream: TextIO | None = None, tty: bool | None = None) -> T:
+    """The one CLI renderer of long work: run ``work`` to its end, drawing its
+    :class:`~catalog.progress.Progress` as a bar; returns the work's result.
 
-
-def run_with_progress(gen, label: str, measure=None):
-    """The one CLI renderer of long work: run ``gen`` to its end, drawing its yields as a bar.
-
-    ``gen`` yields :class:`catalog.progress.Progress`; ``measure(step) -> (done,
-    total, item)`` reads a step of another shape (``done`` None to skip it).
-    Returns the generator's return value.
+    On a terminal: one line on stderr, ``label [####----] done/total eta item``, drawn
+    again as steps come and started afresh when the work's phase changes; a step's note
+    is printed above it.  Piped, no bar (no control characters in a log): only the notes,
+    and with ``log`` (a training run, a labelling job: long enough that a log of it is
+    worth keeping) one plain line every tenth of the work.
     """
-    measure = measure or _measure
-    with progress(label, None) as bar:
+    bar = _Bar(label, stream or sys.stderr, interactive() if tty is None else tty, log)
+    global _shown
+    outer, _shown = _shown, bar
+    try:
         while True:
             try:
-                step = next(gen)
+                step = next(work)
             except StopIteration as stop:
                 return stop.value
-            done, total, item = measure(step)
-            if total:
-                bar.length = total
-            if done is not None:
-                bar.update(done - bar.pos, item)
+            bar.show(step)
+    finally:
+        _shown = outer
+        bar.close()
 
 
-def _measure(step: Progress) -> tuple[int, int | None, str]:
-    return step.done, step.total, step.item
+def pause_progress() -> None:
+    """End the bar's line before asking a question in the middle of long work (a pull asks
+    for a category after it fetched); the bar draws itself again at the next step."""
+    if _shown is not None:
+        _shown.close()
 
 
-class _Quiet:
-    pos = 0
-    length = 0
+class _Bar:
+    """What :func:`run_with_progress` has drawn so far."""
 
-    def update(self, n: int, current_item: object = None) -> None:
-        self.pos += n
+    WIDTH = 24  # cells of the bar itself
+    EVERY = 0.1  # seconds between redraws: a scan yields faster than a terminal wants
+
+    def __init__(self, label: str, stream: TextIO, tty: bool, log: bool):
+        self.label, self.stream, self.tty, self.log = label, stream, tty, log
+        self.phase: str | None = None
+        self.start = (0, 0.0)  # (done, time) when this phase's first step came
+        self.drawn = False  # a bar line is on the screen, not yet ended
+        self.current: Progress | None = None  # the latest step, drawn or not
+        self.last = 0.0
+        self.logged = -1
+
+    def show(self, step: Progress) -> None:
+        if step.note:  # a line to keep, above the bar as it stood
+            self.close()
+            self._write(shown(step.note) + "\n")
+            if self.tty and self.current is not None:
+                self._draw(self._line(self.current, time.monotonic(), _columns()))
+            return
+        self.current = step
+        now = time.monotonic()
+        if step.phase != self.phase:
+            self.phase, self.start, self.logged, self.last = step.phase, (step.done, now), -1, 0.0
+        if self.tty:
+            if now - self.last >= self.EVERY or step.done == step.total:
+                self.last = now
+                self._draw(self._line(step, now, _columns()))
+        elif self.log and step.total and self._due(step):
+            self._write(self._line(step, now, None) + "\n")
+
+    def _due(self, step: Progress) -> bool:
+        """Every tenth of the work, and its last step; each once."""
+        every = max(1, step.total // 10)
+        if step.done == self.logged or not (step.done % every == 0 or step.done == step.total):
+            return False
+        self.logged = step.done
+        return True
+
+    def _line(self, step: Progress, now: float, width: int | None) -> str:
+        count = f"{step.done}/{step.total}" if step.total else str(step.done)
+        if self.tty:  # "scanning: read  [####----]  20/90"
+            parts = [f"{self.label}: {step.phase}" if step.phase else self.label]
+            if step.total:
+                filled = round(self.WIDTH * min(step.done, step.total) / step.total)
+                parts.append("[" + "#" * filled + "-" * (self.WIDTH - filled) + "]")
+            parts.append(count)
+        else:  # a log line: "step 20/90"
+            parts = [f"{step.phase or self.label} {count}"]
+        if step.item:
+            parts.append(shown(step.item))
+        first, since = self.start
+        if step.total and step.done > first and now > since:
+            parts.append(f"eta {clock((now - since) / (step.done - first) * (step.total - step.done))}")
+        line = "  ".join(parts)
+        return line if width is None or cells(line) < width else _fit(line, width - 1).rstrip()
+
+    def _draw(self, line: str) -> None:
+        self._write("\r" + line + "\x1b[K")
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self._write("\n")
+            self.drawn = False
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+
+#: the bar being drawn now, for :func:`pause_progress`
+_shown: _Bar | None = None
+
+
+def _columns() -> int:
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def clock(seconds: float) -> str:
+    """A duration as a clock reads it: ``05:07``, ``1:02:03``."""
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"

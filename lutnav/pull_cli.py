@@ -11,7 +11,7 @@ import click
 from catalog.errors import CatalogError
 
 from .context import ensure_indexed, open_library
-from .output import echo_json, interactive, shown, table
+from .output import echo_json, pause_progress, run_with_progress, shown, table
 
 
 def _terminal() -> bool:
@@ -20,6 +20,7 @@ def _terminal() -> bool:
 
 
 def _ask_files(labels: Sequence[str]) -> list[int] | None:
+    pause_progress()
     click.echo("Several LoRAs to choose from:")
     for i, label in enumerate(labels, 1):
         click.echo(f"  {i}. {label}")
@@ -37,6 +38,7 @@ def _ask_files(labels: Sequence[str]) -> list[int] | None:
 
 
 def _ask_category() -> str | None:
+    pause_progress()  # asked after the fetch: the question goes below the bar
     return click.prompt("Category (style, character, industry, …)", default="uncategorized").strip() or None
 
 
@@ -79,7 +81,7 @@ def pull_cmd(ctx, source, revision, files, take_all, category, theme, name, over
     from .pull.pipeline import HubSource, PullOptions, pull
 
     lib = open_library(ctx, create=True)
-    hub.quiet_client(progress=interactive())
+    hub.quiet_client()
     if update_all:
         if source:
             raise click.UsageError("--update-all takes no SOURCE")
@@ -96,8 +98,8 @@ def pull_cmd(ctx, source, revision, files, take_all, category, theme, name, over
     opts = PullOptions(revision, tuple(files), take_all, category, theme, name, overwrite, force)
     ask = _terminal()
     try:
-        report = pull(lib, src, opts, ask_files=_ask_files if ask else None,
-                      ask_category=_ask_category if ask else None)
+        report = run_with_progress(pull(lib, src, opts, ask_files=_ask_files if ask else None,
+                                        ask_category=_ask_category if ask else None), "pulling")
     except OSError as exc:
         if isinstance(exc, CatalogError):
             raise
@@ -128,7 +130,7 @@ def _update_all(lib, keep_prev: bool) -> None:
     failed = 0
     for item in items:
         try:
-            update_entry(lib, item, keep_prev=keep_prev)
+            run_with_progress(update_entry(lib, item, keep_prev=keep_prev), f"updating {item.name}")
             click.echo(f"updated {item.rel} ({item.repo_id} {item.commit[:8]} -> {item.latest[:8]})")
         except PullError as exc:
             failed += 1
@@ -146,7 +148,7 @@ def outdated_cmd(ctx, as_json: bool) -> None:
     from .pull.update import find_outdated
 
     lib = open_library(ctx)
-    hub.quiet_client(progress=False)
+    hub.quiet_client()
     ensure_indexed(lib)
     items, problems, checked = find_outdated(lib)
     for line in problems:

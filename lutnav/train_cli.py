@@ -124,10 +124,14 @@ def _report(ctx, config_file: Path, config, trained, library: Path | None, merge
 
 
 def _run(config, plan, *, show: bool = True):
-    from trainers.progress import drain, follow
+    """Train, drawing the run on the main process (a bar on a terminal, a line every tenth of the
+    run and one per save in a log); the other processes keep quiet."""
+    from catalog.progress import finish
     from trainers.run import train
 
-    return follow(train(config, plan)) if show else drain(train(config, plan))
+    from .output import run_with_progress
+
+    return run_with_progress(train(config, plan), "training", log=True) if show else finish(train(config, plan))
 
 
 def _launch_warnings() -> list[str]:

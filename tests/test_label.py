@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from catalog.progress import finish
 from lutnav.label_cli import label_cmd
 from trainers.errors import ModelLoadError
 from trainers.label.models import find_model
@@ -38,7 +39,7 @@ def test_trigger_is_prepended_once():
 
 def test_csv_and_txt_outputs_and_the_overwrite_guard(tmp_path):
     folder = _images(tmp_path / "imgs")
-    done = label_folder(folder, _fake, fmt="csv", trigger="zzcat")
+    done = finish(label_folder(folder, _fake, fmt="csv", trigger="zzcat"))
     with (folder / "metadata.csv").open(encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["filename", "prompt"]
@@ -46,15 +47,15 @@ def test_csv_and_txt_outputs_and_the_overwrite_guard(tmp_path):
     assert done.images == 3
 
     with pytest.raises(LabelConflict, match=r"metadata.csv: would be replaced"):
-        label_folder(folder, _fake, fmt="csv")
+        finish(label_folder(folder, _fake, fmt="csv"))
     (folder / "im1.txt").write_text("hand-written caption", "utf-8")
     with pytest.raises(LabelConflict) as info:
-        label_folder(folder, _fake, fmt="txt")
+        finish(label_folder(folder, _fake, fmt="txt"))
     assert [Path(p.path).name for p in info.value.problems] == ["im1.txt"]
     assert (folder / "im1.txt").read_text("utf-8") == "hand-written caption"
     assert not (folder / "im0.txt").exists()   # refused before writing anything
 
-    label_folder(folder, _fake, fmt="txt", trigger="zzcat", overwrite=True)
+    finish(label_folder(folder, _fake, fmt="txt", trigger="zzcat", overwrite=True))
     assert (folder / "im1.txt").read_text("utf-8") == "zzcat, a photo of im1\n"
 
 
@@ -63,7 +64,7 @@ def test_the_labelled_folder_reads_back_as_training_data(tmp_path):
     from trainers.image.dataset import read_dataset
 
     folder = _images(tmp_path / "imgs")
-    label_folder(folder, _fake, fmt="txt", trigger="zzcat")
+    finish(label_folder(folder, _fake, fmt="txt", trigger="zzcat"))
     layout = read_dataset(folder)
     checked = check_dataset(layout, size=(32, 32), bucketed=False, trigger_words=["zzcat"])
     assert [i.caption for i in checked.items] == [f"zzcat, a photo of im{i}" for i in range(3)]

@@ -196,12 +196,12 @@ def test_previews_land_beside_the_filed_lora(tmp_path, tiny):
     from trainers.config import load_config
     from trainers.handoff import file_into_library
     from trainers.image.task import sample_images
-    from trainers.progress import follow
+    from catalog.progress import finish
     from trainers.run import train
 
     cfg = _config(tmp_path, tiny, "with_preview", 'max_steps = 1\nsample_prompts = ["zzcat", "a blue circle"]\n'
                   "sample_steps = 1\n")
-    trained = follow(train(load_config(cfg)), tty=False)
+    trained = finish(train(load_config(cfg)))
     library = tmp_path / "lib"
     library.mkdir()
     previews = sample_images(trained.result.final)
@@ -220,12 +220,12 @@ def test_resume_after_a_kill_ends_exactly_where_an_unbroken_run_does(tmp_path, t
 
     from trainers.config import load_config
     from trainers.loop import SaveEvent
-    from trainers.progress import follow
+    from catalog.progress import finish
     from trainers.run import train
 
     extra = "max_steps = 4\nsave_steps = 2\nnoise_offset = 0.05\nmin_snr_gamma = 5.0\n"
     straight = load_config(_config(tmp_path / "a", tiny, "run", extra))
-    follow(train(straight), tty=False)
+    finish(train(straight))
 
     broken = load_config(_config(tmp_path / "b", tiny, "run", extra))
     events = train(broken)
@@ -235,7 +235,7 @@ def test_resume_after_a_kill_ends_exactly_where_an_unbroken_run_does(tmp_path, t
             break
     out = Path(broken.output_dir)
     assert (out / "checkpoint-2").is_dir() and not (out / "checkpoint-4").exists()
-    resumed = follow(train(load_config(_config(tmp_path / "b", tiny, "run", extra))), tty=False)
+    resumed = finish(train(load_config(_config(tmp_path / "b", tiny, "run", extra))))
     assert resumed.result.resumed_from == 2 and resumed.result.step == 4
 
     a = load_file(str(Path(straight.output_dir) / "checkpoint-4" / "training_state" / "trainable.safetensors"))
@@ -253,7 +253,7 @@ def test_text_encoder_conv_layers_buckets_and_uncached_latents(tmp_path, tiny):
     from catalog.detect.classify import classify
     from catalog.files.header import read_header
     from trainers.config import load_config
-    from trainers.progress import follow
+    from catalog.progress import finish
     from trainers.run import train
 
     data = tmp_path / "shapes"
@@ -265,7 +265,7 @@ def test_text_encoder_conv_layers_buckets_and_uncached_latents(tmp_path, tiny):
              'conv_rank = 2\nconv_alpha = 1\nenable_bucket = true\nmin_bucket_reso = 32\nmax_bucket_reso = 128\n'
              'bucket_reso_steps = 32\ncache_latents = false\n')
     config = load_config(_config(tmp_path, tiny, "locon", extra, data=data))
-    trained = follow(train(config), tty=False)
+    trained = finish(train(config))
     assert trained.card["training"]["adapted_layers"]["te1"] == 6
     assert len(trained.card["training"]["data"]["buckets"]) >= 2
 
@@ -292,14 +292,14 @@ def test_sdxl_two_text_encoders_and_ldm_names(tmp_path, tiny):
     from trainers.config import load_config
     from trainers.image.export import kohya_to_peft_names
     from trainers.image.tiny import caption_words, write_tiny_sdxl
-    from trainers.progress import follow
+    from catalog.progress import finish
     from trainers.run import train
 
     model = write_tiny_sdxl(tmp_path / "sdxl", words=caption_words())
     cfg = tmp_path / "xl.toml"
     cfg.write_text(BASE_CONFIG.format(model=model, data=tiny[2], name="tiny_xl")
                    + 'max_steps = 1\ntarget = "unet+text_encoder"\n', "utf-8")
-    trained = follow(train(load_config(cfg)), tty=False)
+    trained = finish(train(load_config(cfg)))
     from safetensors import safe_open
 
     with safe_open(str(trained.artifact), "pt") as f:

@@ -149,11 +149,11 @@ def share_apart(a: dict, b: dict, by: float = 1e-6) -> float:
 def in_process(config_path: Path):
     """One process, in this interpreter (the reference the launched runs are compared with)."""
     from trainers.config import load_config
-    from trainers.progress import follow
+    from catalog.progress import finish
     from trainers.run import train
 
     torch.set_num_threads(1)
-    return follow(train(load_config(config_path)), tty=False)
+    return finish(train(load_config(config_path)))
 
 
 # --- text -------------------------------------------------------------------------------------

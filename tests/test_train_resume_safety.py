@@ -226,7 +226,7 @@ def test_forged_schedule_or_optimizer_values_are_refused_before_training(trained
 
     from trainers import manifest
     from trainers.config import load_config
-    from trainers.progress import follow
+    from catalog.progress import finish
     from trainers.run import train
 
     root = tmp_path / "run"
@@ -243,7 +243,7 @@ def test_forged_schedule_or_optimizer_values_are_refused_before_training(trained
     path.write_text(json.dumps(state))
     manifest.write(target, ckpt.STATE_DIR)
     with pytest.raises(ResumeError) as caught:
-        follow(train(load_config(write_config(root, '"auto"'))), tty=False)
+        finish(train(load_config(write_config(root, '"auto"'))))
     assert "\n" not in str(caught.value) and "does not fit this run" in str(caught.value)
 
 
@@ -286,33 +286,33 @@ def _edit_tensors(name: str, change):
 ], ids=["shape", "dtype", "step", "index"])
 def test_forged_optimizer_tensors_are_refused_before_training(trained, tmp_path, change):
     from trainers.config import load_config
-    from trainers.progress import follow
+    from catalog.progress import finish
     from trainers.run import train
 
     root = _copy_run(trained, tmp_path)
     _forge(root, _edit_tensors("optimizer.safetensors", change))
     with pytest.raises(ResumeError) as caught:
-        follow(train(load_config(write_config(root, '"auto"'))), tty=False)
+        finish(train(load_config(write_config(root, '"auto"'))))
     assert "\n" not in str(caught.value) and "the optimizer state does not fit this run" in str(caught.value)
     assert not (root / "output" / "checkpoint-4").exists()
 
 
 def test_forged_trainable_tensors_of_a_non_float_dtype_are_refused(trained, tmp_path):
     from trainers.config import load_config
-    from trainers.progress import follow
+    from catalog.progress import finish
     from trainers.run import train
 
     root = _copy_run(trained, tmp_path)
     _forge(root, _edit_tensors("trainable.safetensors", lambda t: {k: v.to(torch.bool) for k, v in t.items()}))
     with pytest.raises(ResumeError, match="not a floating-point type"):
-        follow(train(load_config(write_config(root, '"auto"'))), tty=False)
+        finish(train(load_config(write_config(root, '"auto"'))))
 
 
 def test_random_state_metadata_out_of_range_is_one_line(trained, tmp_path):
     from safetensors.torch import load_file, save_file
 
     from trainers.config import load_config
-    from trainers.progress import follow
+    from catalog.progress import finish
     from trainers.run import train
 
     def edit(state: Path) -> None:
@@ -322,7 +322,7 @@ def test_random_state_metadata_out_of_range_is_one_line(trained, tmp_path):
     root = _copy_run(trained, tmp_path)
     _forge(root, edit)
     with pytest.raises(ResumeError, match="random generator state is unreadable"):
-        follow(train(load_config(write_config(root, '"auto"'))), tty=False)
+        finish(train(load_config(write_config(root, '"auto"'))))
 
 
 @pytest.mark.parametrize("name", ["manifest.json", "lutnav_state.json"])

@@ -14,7 +14,7 @@ pytest.importorskip("peft")
 
 from trainers.config import load_config  # noqa: E402
 from trainers.loop import SaveEvent, StepEvent  # noqa: E402
-from trainers.progress import follow  # noqa: E402
+from catalog.progress import Progress, finish  # noqa: E402
 from trainers.run import check, train  # noqa: E402
 from trainers.text.tiny import color_facts, write_jsonl, write_tiny_llama  # noqa: E402
 
@@ -74,6 +74,9 @@ def test_loss_goes_down_and_eval_loss_is_reported(trained):
     assert saves[0].metrics["eval_loss"] < losses[0]
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert steps[-1].unit == "tok" and steps[-1].rate > 0
+    assert all(isinstance(e, Progress) for e in events)  # the one progress protocol
+    assert [(e.done, e.total) for e in steps] == [(n, 40) for n in range(1, 41)]
+    assert saves[0].note.startswith(f"saved {saves[0].path}  (eval_loss ")
 
 
 def test_adapter_loads_in_peft_with_every_key_and_changes_generation(trained, workdir):
@@ -134,14 +137,14 @@ def test_resume_after_kill_and_after_ctrl_c_is_exact(workdir):
         except StopIteration as stop:
             resumed = stop.value
             break
-    assert "resuming from" in events[0].text and events[1].step == 5
+    assert "resuming from" in events[0].note and events[1].step == 5
 
     presses = iter([False, False, True])  # Ctrl-C during step 3: saved there, mid save_steps
     stopped_cfg = make_config(workdir, "ctrl_c", **settings)
-    stopped = follow(train(stopped_cfg, cancel=lambda: next(presses, False)), tty=False)
+    stopped = finish(train(stopped_cfg, cancel=lambda: next(presses, False)))
     assert stopped.result.interrupted and stopped.result.step == 3
     assert (workdir / "out" / "ctrl_c" / "checkpoint-3").is_dir()
-    continued = follow(train(make_config(workdir, "ctrl_c", **{**settings, "resume": "auto"})), tty=False)
+    continued = finish(train(make_config(workdir, "ctrl_c", **{**settings, "resume": "auto"})))
 
     expected = weights(straight.artifact)
     for other in (resumed, continued):
@@ -165,7 +168,7 @@ def test_ctrl_c_saves_and_stops_and_tensorboard_logs(workdir):
         return False
 
     config = make_config(workdir, "sigint", max_steps=6, log_with="tensorboard", eval_split=0.0)
-    done = follow(train(config, cancel=press_ctrl_c_during_step_2), tty=False)
+    done = finish(train(config, cancel=press_ctrl_c_during_step_2))
     assert done.result.interrupted and done.result.step == 3
     assert done.artifact.name == "checkpoint-3" and (done.artifact / "adapter_model.safetensors").is_file()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler given back
@@ -177,11 +180,11 @@ def test_resume_refuses_changed_settings(workdir):
     from trainers.errors import ResumeError
 
     settings = {"max_steps": 3, "save_steps": 1, "keep_checkpoints": 2, "eval_split": 0.0}
-    follow(train(make_config(workdir, "refuse", **settings)), tty=False)
+    finish(train(make_config(workdir, "refuse", **settings)))
     kept = sorted(p.name for p in (workdir / "out" / "refuse").iterdir())
     assert kept == ["checkpoint-2", "checkpoint-3"]  # the oldest pruned, no staging left behind
     with pytest.raises(ResumeError, match="lora_rank: 8 → 4"):
-        follow(train(make_config(workdir, "refuse", **{**settings, "lora_rank": 4, "resume": "auto"})), tty=False)
+        finish(train(make_config(workdir, "refuse", **{**settings, "lora_rank": 4, "resume": "auto"})))
 
 
 def test_qlora_is_refused_clearly_without_cuda(workdir):
@@ -191,7 +194,7 @@ def test_qlora_is_refused_clearly_without_cuda(workdir):
         pytest.skip("this machine has CUDA")
     config = make_config(workdir, "qlora", quantization="4bit")
     with pytest.raises((UnsupportedSetting, MissingDependency), match="4bit"):
-        follow(train(config), tty=False)
+        finish(train(config))
     assert any("CUDA" in w or "bitsandbytes" in w for w in check(config).warnings)
 
 
@@ -223,7 +226,7 @@ def test_blend_two_adapters(trained, workdir, tmp_path):
     from trainers.text.blend import blend_adapters
 
     _, done, _ = trained
-    other = follow(train(make_config(workdir, "rank4", lora_rank=4, max_steps=2)), tty=False).artifact
+    other = finish(train(make_config(workdir, "rank4", lora_rank=4, max_steps=2))).artifact
     with pytest.raises(TrainerError, match="equal ranks"):
         blend_adapters(None, [(done.artifact, 0.5), (other, 0.5)], tmp_path / "lin")
     blended = blend_adapters(None, [(done.artifact, 0.7), (other, 0.3)], tmp_path / "cat", combination_type="cat")

@@ -7,10 +7,12 @@ optimizer and schedule, checkpoints with a resumable state, eval at each
 save, TensorBoard, Ctrl-C and out-of-memory handling.  The same config
 therefore runs on the CPU, on one GPU, or under ``accelerate launch``.
 
-:func:`run_loop` is a generator: it yields :class:`StepEvent`,
-:class:`SaveEvent` and :class:`NoteEvent` and returns a :class:`TrainResult`.
-The CLI draws the events as a progress bar, a test reads them as a list, and
-closing the generator stops training the way a kill would (nothing saved).
+:func:`run_loop` is a generator of the one progress protocol
+(:class:`catalog.progress.Progress`): it yields :class:`StepEvent` (a step, its
+loss and rate), :class:`SaveEvent` and plain notes (lines worth keeping, as the
+``note``) and returns a :class:`TrainResult`.  The CLI draws them as a
+progress bar, a test reads them as a list, and closing the generator stops
+training the way a kill would (nothing saved).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from catalog.progress import Progress, Work
 from trainers import checkpoint as ckpt
 from trainers import train_state
 from trainers.config import CommonConfig
@@ -52,10 +55,14 @@ class TrainTask(Protocol):
     # optional: set_epoch(epoch) before each epoch's batches are collated (per-item random draws)
 
 
-@dataclass
-class StepEvent:
-    step: int
-    total: int
+#: the phase of every training event: a log line reads "step 3/40  loss …"
+PHASE = "step"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepEvent(Progress):
+    """One optimizer step done (``done``, of ``total``); ``item`` says its loss, lr and rate."""
+
     epoch: int
     loss: float
     lr: float
@@ -64,17 +71,38 @@ class StepEvent:
     eta: float           # seconds left
     units: int = 0       # units processed since (re)start
 
+    @property
+    def step(self) -> int:
+        return self.done
 
-@dataclass
-class SaveEvent:
-    step: int
+
+def step_event(step: int, total: int, *, epoch: int, loss: float, lr: float, rate: float, unit: str,
+               eta: float, units: int) -> StepEvent:
+    return StepEvent(step, total, f"loss {loss:.4f}  lr {lr:.2e}  {rate:,.0f} {unit}/s", PHASE,
+                     epoch=epoch, loss=loss, lr=lr, rate=rate, unit=unit, eta=eta, units=units)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveEvent(Progress):
+    """A checkpoint written at step ``done``; the note says where, with the eval metrics."""
+
     path: Path
     metrics: dict[str, float]
 
+    @property
+    def step(self) -> int:
+        return self.done
 
-@dataclass
-class NoteEvent:
-    text: str
+
+def save_event(step: int, total: int, path: Path, metrics: dict[str, float]) -> SaveEvent:
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+    return SaveEvent(step, total, phase=PHASE, note=f"saved {path}" + (f"  ({shown})" if shown else ""),
+                     path=path, metrics=metrics)
+
+
+def note_event(step: int, total: int, text: str) -> Progress:
+    """A line for the user at step ``step`` (a resume, a stop): a plain Progress with a note."""
+    return Progress(step, total, phase=PHASE, note=text)
 
 
 @dataclass
@@ -102,7 +130,7 @@ RESUME_FREE = {"batch_size", "output_dir", "save_steps", "save_every_n_epochs", 
 
 
 def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
-             cancel: Callable[[], bool] | None = None) -> Generator[Any, None, TrainResult]:
+             cancel: Callable[[], bool] | None = None) -> Work[TrainResult]:
     from accelerate.utils import send_to_device, set_seed
 
     out = Path(config.output_dir)
@@ -137,9 +165,9 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
         train_state.load(resume_dir / ckpt.STATE_DIR, state, accelerator=accelerator, model=model,
                          optimizer=optimizer, scheduler=scheduler)
         step = int(state["step"])
-        yield NoteEvent(f"resuming from {resume_dir} (step {step} of {total})")
+        yield note_event(step, total, f"resuming from {resume_dir} (step {step} of {total})")
         if state.get("processes", processes) != processes:
-            yield NoteEvent(f"the checkpoint ran on {state['processes']} process(es), this run on {processes}: the "
+            yield note_event(step, total, f"the checkpoint ran on {state['processes']} process(es), this run on {processes}: the "
                             "global batch is the same, so data order and schedule continue exactly (random "
                             "draws such as dropout masks come from other generators)")
     result = TrainResult(out, resume_dir, step, total, resumed_from=step)
@@ -190,26 +218,27 @@ def run_loop(task: TrainTask, config: CommonConfig, accelerator, *,
                 result.losses.append(loss_sum / denominator)
                 elapsed = time.perf_counter() - started
                 per_step = elapsed / (step - result.resumed_from)
-                yield StepEvent(step, total, epoch, result.losses[-1], lr, done_units / max(elapsed, 1e-9),
-                                task.unit, per_step * (total - step), done_units)
+                yield step_event(step, total, epoch=epoch, loss=result.losses[-1], lr=lr,
+                                 rate=done_units / max(elapsed, 1e-9), unit=task.unit,
+                                 eta=per_step * (total - step), units=done_units)
                 if config.log_with == "tensorboard":
                     accelerator.log({"train/loss": result.losses[-1], "train/lr": lr}, step=step)
                 end_of_epoch = group_start + accum >= len(batches)
                 stop = _agreed(accelerator, interrupted() or (cancel is not None and cancel()))
                 if stop or _due(config, step, total, epoch if end_of_epoch else None):
-                    save = yield from _save(task, model, optimizer, scheduler, accelerator, config, step, epoch,
-                                            fingerprint)
+                    save = yield from _save(task, model, optimizer, scheduler, accelerator, config, step, total,
+                                            epoch, fingerprint)
                     result.final, result.metrics, last_saved = save.path, save.metrics, step
                 if stop:
                     result.interrupted = True
-                    yield NoteEvent(f"stopped at step {step}; saved {result.final} — run again to resume")
+                    yield note_event(step, total, f"stopped at step {step}; saved {result.final} — run again to resume")
                     break
                 if step >= total:
                     break
             if result.interrupted:
                 break
     if last_saved != step:
-        save = yield from _save(task, model, optimizer, scheduler, accelerator, config, step,
+        save = yield from _save(task, model, optimizer, scheduler, accelerator, config, step, total,
                                 max(step - 1, 0) // spe, fingerprint)
         result.final, result.metrics = save.path, save.metrics
     for tracker in accelerator.trackers:  # not end_training(): that ends the process group too
@@ -248,8 +277,8 @@ def _due(config: CommonConfig, step: int, total: int, finished_epoch: int | None
     return bool(n and finished_epoch is not None and (finished_epoch + 1) % n == 0)
 
 
-def _save(task: TrainTask, model, optimizer, scheduler, accelerator, config: CommonConfig, step: int, epoch: int,
-          fingerprint: dict[str, Any]) -> Generator[Any, None, SaveEvent]:
+def _save(task: TrainTask, model, optimizer, scheduler, accelerator, config: CommonConfig, step: int, total: int,
+          epoch: int, fingerprint: dict[str, Any]) -> Generator[Progress, None, SaveEvent]:
     """Eval, then write the checkpoint atomically; eval first so its loss goes into the state."""
     out = Path(config.output_dir)
     metrics = {}
@@ -275,7 +304,7 @@ def _save(task: TrainTask, model, optimizer, scheduler, accelerator, config: Com
         ckpt.publish(staging, final)
         ckpt.prune(out, config.keep_checkpoints)
     accelerator.wait_for_everyone()
-    event = SaveEvent(step, final, metrics)
+    event = save_event(step, total, final, metrics)
     yield event
     return event
 

@@ -1,17 +1,18 @@
 """One training run from a checked plan: accelerator, task, loop, and what to file afterwards.
 
 Front ends (the CLI, a future TUI screen, tests) call :func:`train` and
-draw its events; filing into the library (:mod:`trainers.handoff`) is a
+draw its :class:`~catalog.progress.Progress` as they draw any long work; filing into the library (:mod:`trainers.handoff`) is a
 separate step so a run can also end in ``output_dir`` alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalog.progress import Work
 from trainers.config import CommonConfig
 from trainers.loop import TrainResult, run_loop
 from trainers.plan import Plan
@@ -98,17 +99,20 @@ def check(config: CommonConfig) -> Plan:
 
 
 def train(config: CommonConfig, plan: Plan | None = None, *,
-          cancel: Callable[[], bool] | None = None) -> Generator[Any, None, Trained]:
+          cancel: Callable[[], bool] | None = None) -> Work[Trained]:
     """Train; yields the loop's events, returns :class:`Trained`.
 
     The task object must also offer ``artifact(checkpoint) -> Path`` and
     ``card(result) -> dict`` (what to file, and the card to file it with), and
-    may offer ``previews(checkpoint) -> list[Path]`` (images filed beside it).
+    may offer ``previews(checkpoint) -> list[Path]`` (images filed beside it) and
+    ``prepare() -> Work`` (work before the first step, shown as its own phase).
     """
     spec = get_task(config.task_type)
     plan = plan or spec.plan(config)
     accelerator = make_accelerator(config)
     task = spec.create(config, plan, accelerator)
+    if hasattr(task, "prepare"):  # work before the first step, such as encoding latents
+        yield from task.prepare()
     result = yield from run_loop(task, config, accelerator, cancel=cancel)
     artifact = previews = None
     if result.final is not None:

@@ -1,7 +1,7 @@
 """Scanning: bring the index in line with the tree, reading only what changed.
 
-``scan`` is a generator that yields ``ScanProgress`` and returns a
-``ScanSummary``: the CLI turns the yields into a progress bar, the TUI into a
+``scan`` is a generator that yields :class:`~catalog.progress.Progress` (phase
+"walk", then "read") and returns a ``ScanSummary``: the CLI turns the yields into a progress bar, the TUI into a
 progress widget, a test into a list. Headers are read in worker processes when
 there are many; rows are written in one transaction per batch.
 """
@@ -25,19 +25,12 @@ from catalog.index.library import Library
 from catalog.index.rows import forget, index_rows, reread_cards
 from catalog.index.walk import Candidate, WalkReport, walk
 from catalog.index.worker_guard import die_with
+from catalog.progress import Progress
 
 #: below this many changed files, reading inline beats starting workers
 POOL_THRESHOLD = 400
 CHUNK = 64
 BATCH = 500
-
-
-@dataclass
-class ScanProgress:
-    phase: str  # "walk" | "read" | "write"
-    done: int
-    total: int
-    path: str | None = None
 
 
 @dataclass
@@ -64,7 +57,7 @@ def run_scan(lib: Library, **kwargs) -> ScanSummary:
 
 
 def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
-         full: bool = False, wait: bool = True) -> Generator[ScanProgress, None, ScanSummary]:
+         full: bool = False, wait: bool = True) -> Generator[Progress, None, ScanSummary]:
     """Index the library. ``full`` re-reads every file even when unchanged; ``wait=False``
     raises ``IndexBusy`` instead of waiting for another scan to finish."""
     if _rerun_by_a_worker():
@@ -91,7 +84,7 @@ def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
             elif old[3] != cand.sidecar_sig:
                 sidecar_only.append(cand)
             if len(seen) % 2000 == 0:
-                yield ScanProgress("walk", len(seen), 0, cand.rel)
+                yield Progress(len(seen), None, cand.rel, "walk")
         summary.total = len(seen)
         summary.skipped = report.skipped
         removed = [p for p in known if p not in seen]
@@ -116,7 +109,7 @@ def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
                 _write(lib, rows, metas, [])
                 rows, metas = [], []
             if done % 50 == 0 or done == todo:
-                yield ScanProgress("read", done, todo, cand.rel)
+                yield Progress(done, todo, cand.rel, "read")
             if cancel():
                 summary.cancelled = True
                 break
@@ -128,7 +121,7 @@ def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
                     summary.updated += 1
                 done += 1
                 if done % 50 == 0 or done == todo:
-                    yield ScanProgress("read", done, todo, cand.rel)
+                    yield Progress(done, todo, cand.rel, "read")
         forget()
         _carry_hashes(lib, removed, fresh)
         _write(lib, rows, metas, [] if summary.cancelled else removed)

@@ -82,14 +82,13 @@ def check_repo_id(repo_id: str) -> None:
                          "local file or folder", hint="check the spelling or the path") from None
 
 
-def quiet_client(*, progress: bool) -> None:
-    """The client's own log lines off (lutnav reports every failure in one line of its own);
-    its download bars only when ``progress`` (stderr is a terminal)."""
+def quiet_client() -> None:
+    """The client's own log lines and download bars off: lutnav reports every failure in one
+    line of its own, and a pull's progress through its one bar (a pull yields each file)."""
     from huggingface_hub.utils import disable_progress_bars, logging
 
     logging.set_verbosity_error()
-    if not progress:
-        disable_progress_bars()
+    disable_progress_bars()
 
 
 def fetch_snapshot(repo_id: str, revision: str | None = None) -> Snapshot:

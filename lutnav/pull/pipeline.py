@@ -4,7 +4,9 @@ A source (a Hub snapshot, a local folder, a zip) only lists files and copies one
 out; everything a user relies on happens here, the same way for each: nothing is
 fetched that was not chosen, nothing reaches the library tree before the
 catalog's reader has confirmed it is a LoRA, and the entry lands with its card
-and previews in one pass, followed by an incremental scan.
+and previews in one pass, followed by an incremental scan.  A pull is long work
+of the one progress protocol: it yields a :class:`~catalog.progress.Progress`
+for each file of the chosen LoRAs fetched.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from catalog.files.durable import atomic_write
 from catalog.errors import IndexReadOnly, SidecarError
 from catalog.files.hashing import same_tensors
 from catalog.index.library import Library
+from catalog.progress import Progress, Work, within
 from catalog.cards.sidecars import JSON_SIDECARS, MAX_SIDECAR_BYTES
 
 from . import hub
@@ -105,7 +108,11 @@ class _Staged:
 
 
 def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | None = None,
-         ask_category: CategoryAsker | None = None) -> PullReport:
+         ask_category: CategoryAsker | None = None) -> Work[PullReport]:
+    """Pull the chosen LoRAs of ``source`` into ``lib``, yielding each of their files fetched.
+
+    ``ask_files`` is asked before anything is fetched, ``ask_category`` after the
+    LoRAs are fetched and verified (a front end drawing a bar pauses it to ask)."""
     if lib.read_only:
         raise IndexReadOnly("pulling needs the library's index, which cannot be written here; "
                             "nothing added", path=lib.index_path.parent)
@@ -125,7 +132,12 @@ def pull(lib: Library, source: Source, opts: PullOptions, *, ask_files: Asker | 
     with staging(lib) as stage:
         exported = _manifest(source, stage)
         card = _readme(source, stage, report)
-        staged = [s for i, pick in enumerate(picks) if (s := _stage(source, pick, stage / str(i), report))]
+        staged, fetched, files = [], 0, sum(len(p.files) for p in picks)
+        for i, pick in enumerate(picks):
+            item = yield from within(_stage(source, pick, stage / str(i), report), fetched, files)
+            fetched += len(pick.files)
+            if item is not None:
+                staged.append(item)
         if not staged:
             if len(picks) == 1:
                 raise NotALora(report.refused[0], hint=_refused_hint(source))
@@ -187,22 +199,24 @@ def _readme(source: Source, stage: Path, report: PullReport) -> HubCard | None:
     return card
 
 
-def fetch_verified(source: Source, pick: Pick, dest: Path) -> tuple[Path, Verified]:
-    """Fetch one pick into the empty folder ``dest`` and verify it; raises ``NotALora``."""
+def fetch_verified(source: Source, pick: Pick, dest: Path) -> Work[tuple[Path, Verified]]:
+    """Fetch one pick into the empty folder ``dest``, yielding each file fetched, and verify
+    it; raises ``NotALora``."""
     weights = dest / (pick.name or "adapter") if pick.is_folder else dest / "weights.safetensors"
     if pick.is_folder:
         weights.mkdir()
-    for f in pick.files:
+    for n, f in enumerate(pick.files, 1):
         source.fetch(f.path, weights / f.path.rsplit("/", 1)[-1] if pick.is_folder else weights)
+        yield Progress(n, len(pick.files), f.path)
     config = weights / PEFT_CONFIG if pick.is_folder else None
     return weights, verify(weights, config, f"{source.label}/{pick.path}".rstrip("/"))
 
 
-def _stage(source: Source, pick: Pick, dest: Path, report: PullReport) -> _Staged | None:
+def _stage(source: Source, pick: Pick, dest: Path, report: PullReport) -> Work[_Staged | None]:
     """Fetch one pick and its own sidecars; ``None`` (and a refusal line) if it is not a LoRA."""
     dest.mkdir()
     try:
-        weights, verified = fetch_verified(source, pick, dest)
+        weights, verified = yield from fetch_verified(source, pick, dest)
     except NotALora as exc:
         report.refused.append(exc.message)
         return None

@@ -19,6 +19,7 @@ from catalog.cards.card_file import read_card, write_card
 from catalog.errors import CatalogError
 from catalog.files.header import read_header
 from catalog.index.library import Library
+from catalog.progress import Work
 from catalog.cards.sidecars import card_path
 
 from . import hub
@@ -71,15 +72,16 @@ def find_outdated(lib: Library) -> tuple[list[Outdated], list[str], int]:
     return out, problems, sum(1 for _, repo, _ in items if latest[repo])
 
 
-def update_entry(lib: Library, item: Outdated, *, keep_prev: bool = False) -> str:
-    """Bring one entry to ``item.latest``; returns its library path.  Raises ``PullError``."""
+def update_entry(lib: Library, item: Outdated, *, keep_prev: bool = False) -> Work[str]:
+    """Bring one entry to ``item.latest``, yielding each file fetched; returns its library path.
+    Raises ``PullError``."""
     snap = hub.fetch_snapshot(item.repo_id, item.latest)
     source = HubSource(snap)
     weights = lib.abspath(item.rel)
     pick = _match(item, snap, weights.is_dir())
     with staging(lib) as stage:
         (stage / "new").mkdir()
-        staged, verified = fetch_verified(source, pick, stage / "new")
+        staged, verified = yield from fetch_verified(source, pick, stage / "new")
         old_card = _readme(hub.Snapshot(item.repo_id, item.commit, item.commit, ()), stage / "old.md")
         new_card = _readme(snap, stage / "new.md")
         old_triggers = _triggers(weights)

@@ -54,7 +54,7 @@ class Background:
         self.call_from_thread(self._scan_done, summary, keep, quiet)
 
     def _scan_step(self, step) -> None:
-        label = f"scanning: {step.phase} {step.done}/{step.total or '?'} {step.path or ''}"
+        label = f"scanning: {step.phase} {step.done}/{step.total or '?'} {step.item}"
         self._busy(label, step.total or None, step.done)
 
     def _scan_done(self, summary, keep: str | None, quiet: bool) -> None:
@@ -71,8 +71,8 @@ class Background:
         self.call_from_thread(self._busy, f"preview: {' + '.join(specs)} — loading the model…")
         try:
             paths = jobs.preview(self.lib.root, specs,
-                                 lambda label, done, total: self.call_from_thread(
-                                     self._busy, f"preview: {label}", total, done),
+                                 lambda step: self.call_from_thread(
+                                     self._busy, f"preview: {step.item}", step.total, step.done),
                                  cancel=lambda: worker.is_cancelled)
         except Exception as err:  # noqa: BLE001 — whatever the heavy stack raises becomes a message
             self.call_from_thread(self._job_failed, f"preview failed: {err}")

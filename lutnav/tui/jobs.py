@@ -1,7 +1,8 @@
 """The slow jobs the TUI runs in worker threads: a rescan and a preview.
 
-Each takes callbacks for progress and a cancel test, and knows nothing of
-Textual; the app wires them to its progress bar and its workers.
+Each takes a callback for its :class:`~catalog.progress.Progress` and a cancel
+test, and knows nothing of Textual; the app wires them to its progress bar and
+its workers.  Both run through :func:`follow`, the TUI's one way to run long work.
 """
 
 from __future__ import annotations
@@ -10,27 +11,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 from catalog.index.library import Library
-from catalog.index.scan import ScanProgress, ScanSummary
+from catalog.index.scan import ScanSummary
+from catalog.progress import Progress, T, Work
+
+OnStep = Callable[[Progress], None]
 
 
-def scan(root: Path, on_step: Callable[[ScanProgress], None], *,
-         cancel: Callable[[], bool]) -> ScanSummary:
+def scan(root: Path, on_step: OnStep, *, cancel: Callable[[], bool]) -> ScanSummary:
     """Run ``lib.scan()`` on a connection of this thread's own, reporting each step.
 
+    The scan checks ``cancel`` itself, to write what it read and say it was cancelled.
     Never waits for another process's scan: ``IndexBusy`` comes back at once as
     a message, and the list keeps showing the index as it stands."""
     lib = Library(root)
-    gen = lib.scan(cancel=cancel, wait=False)
     try:
-        while True:
-            on_step(next(gen))
-    except StopIteration as stop:
-        return stop.value
+        return follow(lib.scan(cancel=cancel, wait=False), on_step)
     finally:
         lib.db.close()
 
 
-def preview(root: Path, specs: list[str], on_step: Callable[[str, int, int], None], *,
+def preview(root: Path, specs: list[str], on_step: OnStep, *,
             cancel: Callable[[], bool]) -> list[Path] | None:
     """Sample images with the code behind ``lutnav preview`` / ``lutnav mix --preview``.
 
@@ -56,11 +56,13 @@ def preview(root: Path, specs: list[str], on_step: Callable[[str, int, int], Non
         lib.db.close()
 
 
-def follow(work, on_step: Callable[[str, int, int], None], cancel: Callable[[], bool]):
+def follow(work: Work[T], on_step: OnStep, cancel: Callable[[], bool] | None = None) -> T | None:
     """The TUI's one way to run long work: report each :class:`Progress`, stop when cancelled.
 
-    Returns the work's result, or ``None`` when cancelled (checked between steps;
-    closing the generator lets its ``finally`` blocks and temp-file cleanup run).
+    Returns the work's result, or ``None`` when ``cancel`` said so (checked between
+    steps; closing the generator lets its ``finally`` blocks and temp-file cleanup
+    run).  Work that handles a cancel itself (a scan keeps what it read) is given
+    its own test and none here.
     """
     try:
         while True:
@@ -68,8 +70,8 @@ def follow(work, on_step: Callable[[str, int, int], None], cancel: Callable[[], 
                 step = next(work)
             except StopIteration as stop:
                 return stop.value
-            on_step(step.item, step.done, step.total or 0)
-            if cancel():
+            on_step(step)
+            if cancel is not None and cancel():
                 return None
     finally:
         work.close()

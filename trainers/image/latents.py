@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from catalog.progress import Progress, Work
 from trainers.image.buckets import Placement, render
 from trainers.image.checks import ImageItem
 
@@ -58,8 +59,8 @@ class LatentCache:
     def missing(self, pairs: list[tuple[ImageItem, Placement]]) -> list[tuple[ImageItem, Placement]]:
         return [(i, p) for i, p in pairs if not self.path(i, p).is_file()]
 
-    def fill(self, vae, pairs: list[tuple[ImageItem, Placement]], device, progress=None) -> int:
-        """Encode the images not yet cached, one at a time; returns how many were encoded."""
+    def fill(self, vae, pairs: list[tuple[ImageItem, Placement]], device) -> Work[int]:
+        """Encode the images not yet cached, one at a time, yielding each; returns how many were encoded."""
         import torch
         from safetensors.torch import save_file
 
@@ -75,8 +76,7 @@ class LatentCache:
             partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
             save_file(tensors, str(partial), metadata={"image": item.path.name, "sha256": item.sha256})
             os.replace(partial, target)  # several processes may fill the cache at once
-            if progress is not None:
-                progress(n, len(todo))
+            yield Progress(n, len(todo), item.path.name, "encoding latents")
         return len(todo)
 
     def load(self, item: ImageItem, placement: Placement) -> tuple[Any, Any]:

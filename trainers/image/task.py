@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from catalog.progress import Work
 from trainers.image.config import ImageConfig
 from trainers.image.export import ARCHITECTURE, kohya_tensors, lora_metadata, write_lora
 from trainers.plan import Plan
@@ -82,10 +83,7 @@ class ImageTask:
         self.cache = None
         if config.cache_latents:
             self.cache = LatentCache(Path(config.output_dir) / "latent_cache", vae_digest(comps.vae))
-            pairs = list(zip(self.items, self.placements))
-            if accelerator.is_main_process:
-                self.cache.fill(comps.vae, pairs, accelerator.device)
-            accelerator.wait_for_everyone()
+            self._encode = (comps.vae, list(zip(self.items, self.placements)), accelerator)
         self.model = DiffusionLoRA(comps, train_text=train_text, noise_offset=config.noise_offset,
                                    min_snr_gamma=config.min_snr_gamma)
         self.model.train()
@@ -95,6 +93,16 @@ class ImageTask:
         self._epoch = 0
         self._tokens: dict[tuple[int, str], Any] = {}
         self._pipe = None
+
+    def prepare(self) -> Work[None]:
+        """Encode the images the latent cache lacks, before the first step (the main process
+        encodes, the others wait for it); yields each image encoded."""
+        if self.cache is None:
+            return
+        vae, pairs, accelerator = self._encode
+        if accelerator.is_main_process:
+            yield from self.cache.fill(vae, pairs, accelerator.device)
+        accelerator.wait_for_everyone()
 
     def _vae_dtype(self, dtype):
         import torch

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.progress import Progress, Work
 from trainers.errors import Problem, ProblemsError
 from trainers.image.dataset import IMAGE_SUFFIXES
 
@@ -61,9 +62,9 @@ def check_overwrite(folder: Path, images: list[Path], fmt: str, overwrite: bool)
 
 
 def label_folder(folder: Path, caption: Callable[[list[Path]], Iterable[tuple[Path, str]]], *, fmt: str = "csv",
-                 trigger: str | None = None, overwrite: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> Labelled:
-    """Caption every image of ``folder`` with ``caption`` and write the captions in ``fmt``."""
+                 trigger: str | None = None, overwrite: bool = False) -> Work[Labelled]:
+    """Caption every image of ``folder`` with ``caption``, yielding each image captioned, then
+    write the captions in ``fmt`` (all at once: a stopped run leaves the old captions as they were)."""
     images = find_images(folder)
     if not images:
         raise ProblemsError("nothing to label", [Problem(str(folder), None, "no .png/.jpg/.webp images here")])
@@ -71,8 +72,7 @@ def label_folder(folder: Path, caption: Callable[[list[Path]], Iterable[tuple[Pa
     rows = []
     for n, (path, text) in enumerate(caption(images), 1):
         rows.append((path, with_trigger(text, trigger)))
-        if progress is not None:
-            progress(n, len(images))
+        yield Progress(n, len(images), path.name)
     if fmt == "csv":
         return Labelled([_write_csv(folder, rows)], len(rows))
     written = []
