@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from catalog.errors import CatalogError
+from catalog.index.entry import Entry
 
 from .context import ensure_indexed, locate, open_library
 from .output import color, echo_json, run_with_progress, shown
@@ -118,7 +119,7 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, to, into_model, ov
 
         preview_defaults(settings, lib)
     items = resolve_items(lib, parsed)
-    adapters = bool(items) and all(i.entry.get("base_model") == "llm" for i in items)
+    adapters = bool(items) and all(i.entry.base_model == "llm" for i in items)
     if out is not None and not adapters:
         check_output(out, overwrite=bool(overwrite))
     if out is not None:
@@ -133,7 +134,7 @@ def mix_cmd(ctx, specs, recipe, comfy, checkpoint, out, rank, to, into_model, ov
     if preview:
         from .mix.preview import model_for, require_diffusers
 
-        bases = {i.entry.get("base_model") for i in items} - {"unknown", None}
+        bases = {i.entry.base_model for i in items} - {"unknown", None}
         model_for(lib, bases.pop() if len(bases) == 1 else None, model)  # before torch loads
         require_diffusers()
 
@@ -186,8 +187,8 @@ def _blend_adapters(lib, items, out: Path | None, rank: int | None, overwrite: b
     lib.scan_all()
 
 
-def _modules_or_empty(module_set, path: Path, entry: dict) -> set:
-    if entry.get("error") or entry.get("format") == "pickle":
+def _modules_or_empty(module_set, path: Path, entry: Entry) -> set:
+    if entry.error or entry.format == "pickle":
         return set()
     return module_set(path)
 
@@ -359,7 +360,7 @@ def preview_cmd(ctx, name, prompt, negative_prompt, seed, steps, size, guidance,
     ensure_indexed(lib)
     preview_defaults(settings, lib)
     _, entry, _ = image_entry(lib, name)
-    model_for(lib, entry["base_model"], model)  # config and family first: answers before torch loads
+    model_for(lib, entry.base_model, model)  # config and family first: answers before torch loads
     require_diffusers()
     _show(run_with_progress(preview_entry(lib, name, settings, model=model), "preview"))
 
@@ -389,9 +390,9 @@ def grid_cmd(ctx, name, weights, checkpoints, out, prompt, negative_prompt, seed
     preview_defaults(settings, lib)
     _, entry, _ = image_entry(lib, name)
     if checkpoints:  # config and family first: answers before torch loads
-        checkpoints_in(checkpoints, lib, entry.get("base_model"))
+        checkpoints_in(checkpoints, lib, entry.base_model)
     else:
-        model_for(lib, entry["base_model"], model)
+        model_for(lib, entry.base_model, model)
     require_diffusers()
     path = run_with_progress(grid_entry(lib, name, values, settings, checkpoints=checkpoints, model=model,
                                         out=out, note=lambda text: click.echo(f"note: {text}", err=True)),

@@ -159,8 +159,8 @@ def test_train_files_a_kohya_lora_that_loads_everywhere(tmp_path, tiny):
 
     listed = CliRunner().invoke(cli, ["--library", str(library), "ls", "--json"])
     (entry,) = json.loads(listed.output)
-    assert (entry["format"], entry["base_model"], entry["rank"], entry["alpha"]) == ("kohya", "sd1", 4, 2.0)
-    assert entry["trigger_words"] == ["zzcat"]
+    assert (entry.format, entry.base_model, entry.rank, entry.alpha) == ("kohya", "sd1", 4, 2.0)
+    assert entry.trigger_words == ["zzcat"]
 
     checkpoint = tmp_path / "output" / "tiny_cat" / "checkpoint-4"
     sample = Image.open(checkpoint / "samples" / "tiny_cat-step4-0.png")
@@ -212,7 +212,7 @@ def test_previews_land_beside_the_filed_lora(tmp_path, tiny):
     from catalog.index.library import Library
 
     (entry,) = Library(library).entries()
-    assert entry["previews"] and entry["previews"][0].endswith("with_preview.preview.png")
+    assert entry.previews and entry.previews[0].endswith("with_preview.preview.png")
 
 
 def test_resume_after_a_kill_ends_exactly_where_an_unbroken_run_does(tmp_path, tiny):

@@ -27,12 +27,12 @@ async def select(app, pilot, name: str) -> None:
 def test_search_narrows_the_table_and_clearing_restores_it(demo_lib):
     async def scenario(app, pilot):
         everything = table_names(app)
-        assert everything == [e["name"] for e in demo_lib.entries(order_by="name")]
+        assert everything == [e.name for e in demo_lib.entries(order_by="name")]
         await pilot.press("slash")
         await type_text(pilot, "ink")
         await settle(app, pilot)
         narrowed = table_names(app)
-        assert narrowed == sorted(e["name"] for e in demo_lib.search("ink"))
+        assert narrowed == sorted(e.name for e in demo_lib.search("ink"))
         assert "ink_wash_v2" in narrowed and "zzcat" not in narrowed
         assert "ink_wash_v2" in screen_text(app)
         app.query_one("#search").value = ""
@@ -60,7 +60,7 @@ def test_ten_thousand_character_search_does_not_break_anything(demo_lib):
     async def scenario(app, pilot):
         app.query_one("#search").value = ("ink " * 2500)[:10_000]
         await settle(app, pilot)
-        assert table_names(app) == sorted(e["name"] for e in demo_lib.search("ink"))
+        assert table_names(app) == sorted(e.name for e in demo_lib.search("ink"))
         app.query_one("#search").value = "(" * 10_000
         await settle(app, pilot)
         assert len(table_names(app)) == len(demo_lib.entries())  # no words: the whole library
@@ -78,7 +78,7 @@ def test_tree_and_filters_narrow_to_a_folder_and_a_base(demo_lib):
         tree.move_cursor(node)
         await settle(app, pilot)
         def expected(**filters):
-            return sorted(e["name"] for e in demo_lib.entries(category="character", **filters))
+            return sorted(e.name for e in demo_lib.entries(category="character", **filters))
 
         assert table_names(app) == expected()
         assert "zzcat" in expected() and "ink_wash_v2" not in expected()
@@ -337,7 +337,7 @@ def test_empty_library_fills_in_after_a_rescan(demo_template, tmp_path):
         shutil.copytree(demo_template / "style", root / "style")
         await pilot.press("r")
         await settle(app, pilot)
-        assert table_names(app) == sorted(e["name"] for e in Library(root).entries())
+        assert table_names(app) == sorted(e.name for e in Library(root).entries())
         assert "ink_wash_v2" in table_names(app)
         assert "lutnav demo" not in screen_text(app)
 
