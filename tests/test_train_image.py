@@ -159,8 +159,8 @@ def test_train_files_a_kohya_lora_that_loads_everywhere(tmp_path, tiny):
 
     listed = CliRunner().invoke(cli, ["--library", str(library), "ls", "--json"])
     (entry,) = json.loads(listed.output)
-    assert (entry.format, entry.base_model, entry.rank, entry.alpha) == ("kohya", "sd1", 4, 2.0)
-    assert entry.trigger_words == ["zzcat"]
+    assert (entry["format"], entry["base_model"], entry["rank"], entry["alpha"]) == ("kohya", "sd1", 4, 2.0)
+    assert entry["trigger_words"] == ["zzcat"]
 
     checkpoint = tmp_path / "output" / "tiny_cat" / "checkpoint-4"
     sample = Image.open(checkpoint / "samples" / "tiny_cat-step4-0.png")
