@@ -114,7 +114,7 @@ async def drive(root: Path, query: str) -> dict:
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one("EntryTable")
         await until(pilot, lambda: table.total > 0)
-        first_name = table.pager.row(0)["name"]
+        first_name = table.pager.row(0).name
         await until(pilot, lambda: first_name in screen_text(app))
         out["first_paint_s"] = time.perf_counter() - started
         out["total"] = table.total
@@ -133,7 +133,7 @@ async def drive(root: Path, query: str) -> dict:
             shown = time.perf_counter() - t0
             first = table.pager.row(0)
             if first is not None:  # the frame with the new rows, drawn here as the terminal would get it
-                await until(pilot, lambda: first["name"][:12] in screen_text(app))
+                await until(pilot, lambda: first.name[:12] in screen_text(app))
             out["keystrokes"].append((typed, shown, time.perf_counter() - t0, table.total))
             await pilot.pause(0.15)  # a typist's pace: the detail pane catches up between keys
         await app.workers.wait_for_complete()

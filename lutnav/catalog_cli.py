@@ -8,6 +8,7 @@ import click
 
 from catalog.files import hashing
 from catalog.errors import CatalogError
+from catalog.index.entry import Entry
 
 from .context import ensure_indexed, open_library, run_scan_with_progress
 from .output import echo_json, run_with_progress, shown, table
@@ -22,28 +23,29 @@ def show_cmd(ctx, entry: str, as_json: bool) -> None:
     """Everything known about ENTRY (a name or a path), and where each field came from."""
     lib = open_library(ctx)
     ensure_indexed(lib)
-    info = lib.get(entry)
+    details = lib.details(entry)
     if as_json:
-        echo_json(info)
+        echo_json(details.to_json())
         return
-    sources = info.get("sources") or {}
+    info = details.entry
+    sources = info.sources or {}
     fields = [
-        ("path", info["path"]), ("format", _fmt_network(info)),
-        ("base model", info["base_model"]), ("base variant", info.get("base_variant")),
-        ("architecture", info.get("arch")), ("model kind", info.get("model_kind")),
-        ("candidates", " or ".join(info.get("base_candidates") or []) if info["base_model"] == "unknown" else None),
-        ("base model name", info["base_model_name"]),
-        ("evidence", info["evidence"]), ("rank", info["rank"]),
-        ("alpha", f"{info['alpha']} ({info['alpha_source']})" if info["alpha"] is not None
-         else f"— ({info['alpha_source']})" if info["alpha_source"] else None),
-        ("dtype", info["dtype"]), ("tensors", info["tensor_count"]),
-        ("parts", ", ".join(info["parts"] or [])), ("title", info["title"]),
-        ("trigger words", ", ".join(info["trigger_words"]) if info["trigger_words"] else
-         ("none" if "trigger_words" in sources else None)), ("strength", info["strength"]),
-        ("strength range", info["strength_range"]), ("themes", ", ".join(info["themes"] or [])),
-        ("tags", ", ".join(info["tags"] or [])), ("type", info["type"]),
-        ("notes", info["notes"]), ("source", info["source"]), ("license", info["license"]),
-        ("previews", ", ".join(info["previews"] or [])),
+        ("path", info.path), ("format", _fmt_network(info)),
+        ("base model", info.base_model), ("base variant", info.base_variant),
+        ("architecture", info.arch), ("model kind", info.model_kind),
+        ("candidates", " or ".join(info.base_candidates or []) if info.base_model == "unknown" else None),
+        ("base model name", info.base_model_name),
+        ("evidence", info.evidence), ("rank", info.rank),
+        ("alpha", f"{info.alpha} ({info.alpha_source})" if info.alpha is not None
+         else f"— ({info.alpha_source})" if info.alpha_source else None),
+        ("dtype", info.dtype), ("tensors", info.tensor_count),
+        ("parts", ", ".join(info.parts or [])), ("title", info.title),
+        ("trigger words", ", ".join(info.trigger_words) if info.trigger_words else
+         ("none" if "trigger_words" in sources else None)), ("strength", info.strength),
+        ("strength range", info.strength_range), ("themes", ", ".join(info.themes or [])),
+        ("tags", ", ".join(info.tags or [])), ("type", info.type),
+        ("notes", info.notes), ("source", info.source), ("license", info.license),
+        ("previews", ", ".join(info.previews or [])),
     ]
     keys = {"format": "format", "base model": "base_model", "rank": "rank", "alpha": "alpha",
             "title": "title", "trigger words": "trigger_words", "strength": "strength",
@@ -51,18 +53,18 @@ def show_cmd(ctx, entry: str, as_json: bool) -> None:
             "type": "type", "notes": "notes", "source": "source", "license": "license"}
     rows = [(k, v, sources.get(keys.get(k, ""), "")) for k, v in fields if v not in (None, "", [])]
     table(rows, ("field", "value", "from"), max_widths={1: 70})
-    if info["hashes"]:
-        h = info["hashes"]
+    if details.hashes:
+        h = details.hashes
         click.echo(f"sha256 {h['sha256']}  AutoV2 {h['autov2']}  tensors {h['tensor_sha256'][:16]}…")
-    if info["error"]:
-        click.echo(click.style(f"error: {info['error']}", fg="red"))
-    for w in info["warnings"]:
+    if info.error:
+        click.echo(click.style(f"error: {info.error}", fg="red"))
+    for w in details.warnings:
         click.echo(f"warning: {w}")
 
 
-def _fmt_network(info: dict) -> str:
-    net = info.get("network")
-    return f"{info['format']} ({net})" if net and net != info["format"] else str(info["format"])
+def _fmt_network(info: Entry) -> str:
+    net = info.network
+    return f"{info.format} ({net})" if net and net != info.format else str(info.format)
 
 
 @click.command("card")
@@ -94,7 +96,7 @@ def card_cmd(ctx, entry: str, sets: tuple[str, ...]) -> None:
     target = card_path(lib.abspath(rel))
     lib.check_writable(target)
     try:
-        write_card(target, updates, expected_digest=row["card_digest"], base=indexed_card_values(row))
+        write_card(target, updates, expected_digest=row.card_digest, base=indexed_card_values(row.as_dict()))
     except CardConflict as err:
         run_scan_with_progress(lib)  # lutnav now knows the card as it is: the same command works
         raise CardConflict(err.message, path=err.path, fields=err.fields,
@@ -174,7 +176,7 @@ def prompt_cmd(ctx, specs: tuple[str, ...]) -> None:
     for spec in parsed:
         entry = lib.get(spec.name)
         problem = entry_problem(entry, spec.name)
-        if entry.get("error"):
+        if entry.error:
             raise CatalogError(problem)
         if problem:
             click.echo(f"warning: {problem}", err=True)
@@ -220,8 +222,8 @@ def demo_cmd(ctx, into: Path | None, no_models: bool, overwrite: bool) -> None:
     ctx.find_root().obj["lib"] = lib
     s = run_scan_with_progress(lib)
     entries = lib.entries()
-    table(((e["name"], e["category"], e["base_model"], e["format"], e["rank"],
-            "broken" if e["error"] else "") for e in entries),
+    table(((e.name, e.category, e.base_model, e.format, e.rank,
+            "broken" if e.error else "") for e in entries),
           ("name", "category", "base", "format", "rank", ""))
     fresh = len(written) > 1  # more than the marker: files were missing
     click.echo(f"demo library at {lib.root}: {s.total} entries"

@@ -18,6 +18,7 @@ import click
 from click_default_group import DefaultGroup
 
 from catalog.errors import CatalogError
+from catalog.index.entry import Entry
 from catalog.index.library import default_root
 from catalog.index.query import SORTABLE
 
@@ -140,12 +141,12 @@ LS_FIELDS = ("name", "category", "theme", "base_model", "base_variant", "format"
              "trigger_words", "path", "error")
 
 
-def _ls_rows(entries: list[dict]):
+def _ls_rows(entries: list[Entry]):
     for e in entries:
-        mark = "✗ " if e["error"] else ""
-        base = f"{e['base_model']} ({e['base_variant']})" if e.get("base_variant") else e["base_model"]
-        yield (mark + e["name"], e["category"], e["theme"], base, e["format"],
-               e["rank"], e["strength"], ", ".join(e["trigger_words"] or []), e["path"])
+        mark = "✗ " if e.error else ""
+        base = f"{e.base_model} ({e.base_variant})" if e.base_variant else e.base_model
+        yield (mark + e.name, e.category, e.theme, base, e.format,
+               e.rank, e.strength, ", ".join(e.trigger_words or []), e.path)
 
 
 def _check_base(base: str) -> str:
@@ -183,7 +184,7 @@ def ls_cmd(ctx, category, theme, base, fmt, sort, limit, as_json) -> None:
     ensure_indexed(lib)
     filters = dict(category=category, theme=theme, base=base, fmt=fmt, order_by=sort, limit=limit)
     if as_json:
-        echo_json_array(iter_entries(lib, **filters))
+        echo_json_array(e.to_json() for e in iter_entries(lib, **filters))
         return
     entries = list(iter_entries(lib, **filters, fields=LS_FIELDS))
     if entries:
@@ -210,7 +211,7 @@ def search_cmd(ctx, query: str, limit: int, as_json: bool) -> None:
     ensure_indexed(lib)
     entries = lib.search(query, limit=limit)
     if as_json:
-        echo_json(entries)
+        echo_json([e.to_json() for e in entries])
     elif entries:
         table(_ls_rows(entries), LS_HEADERS, max_widths={0: 32, 7: 30})
     else:

@@ -34,7 +34,7 @@ def export_members(lib: Library, name: str) -> list[tuple[Path, str]]:
 
 def _members(lib: Library, rel: str) -> tuple[list[tuple[Path, str]], ExportManifest]:
     info = lib.get(rel)
-    if info.get("format") == "pickle":
+    if info.format == "pickle":
         raise ExportError(f"{rel} is a pickle; lutnav does not pass pickled weights on",
                           hint="export a .safetensors version of it")
     problem = entry_problem(info)
@@ -54,7 +54,7 @@ def _members(lib: Library, rel: str) -> tuple[list[tuple[Path, str]], ExportMani
         if path != folder_readme and path.is_file() and not path.is_symlink():
             members.append((path, path.name))
     root = preview_root(entry)
-    for ref in info.get("previews") or []:
+    for ref in info.previews or []:
         path = root.joinpath(*ref.split("/"))
         if path.is_file() and all(path != p for p, _ in members):
             members.append((path, ref))

@@ -312,7 +312,7 @@ def preview_cmd(ctx, name, prompt, negative_prompt, seed, steps, size, guidance,
     ensure_indexed(lib)
     preview_defaults(settings, lib)
     _, entry, _ = image_entry(lib, name)
-    model_for(lib, entry["base_model"], model)  # config and family first: answers before torch loads
+    model_for(lib, entry.base_model, model)  # config and family first: answers before torch loads
     require_diffusers()
     _show(run_with_progress(preview_entry(lib, name, settings, model=model), "preview"))
 
@@ -342,9 +342,9 @@ def grid_cmd(ctx, name, weights, checkpoints, out, prompt, negative_prompt, seed
     preview_defaults(settings, lib)
     _, entry, _ = image_entry(lib, name)
     if checkpoints:  # config and family first: answers before torch loads
-        checkpoints_in(checkpoints, lib, entry.get("base_model"))
+        checkpoints_in(checkpoints, lib, entry.base_model)
     else:
-        model_for(lib, entry["base_model"], model)
+        model_for(lib, entry.base_model, model)
     require_diffusers()
     path = run_with_progress(grid_entry(lib, name, values, settings, checkpoints=checkpoints, model=model,
                                         out=out, note=lambda text: click.echo(f"note: {text}", err=True)),

@@ -235,9 +235,9 @@ def _adapter_folder(ctx: click.Context, name: str):
         from .mix.guards import entry_problem
 
         problem = entry_problem(entry)
-        if entry.get("error"):
+        if entry.error:
             raise EntryNotFound(problem)
-        what = "a pickle file" if entry.get("format") == "pickle" else f"a {entry.get('base_model')} LoRA"
+        what = "a pickle file" if entry.format == "pickle" else f"a {entry.base_model} LoRA"
     raise EntryNotFound(f"{what}, not a PEFT text adapter (no adapter_config.json)", path=found.path,
                         hint="`lutnav ls --format peft` lists the text adapters")
 

@@ -26,7 +26,6 @@ PACKAGES = ("catalog", "trainers", "lutnav")
 #: must be removed from it, and a new one fails the test)
 KNOWN_CIRCLES = {
     frozenset({"catalog.files.header", "catalog.files.header_cache", "catalog.files.header_typed", "catalog.files.header_check"}),
-    frozenset({"catalog.index.library", "catalog.index.query", "catalog.index.rows", "catalog.index.scan"}),
 }
 
 

@@ -114,7 +114,7 @@ def test_scan_and_cli_accept_a_card_with_a_bom(tmp_path):
     lib = Library(root)
     lib.scan_all()
     [entry] = lib.entries()
-    assert entry["strength"] == 0.7 and entry["warnings"] == []
+    assert entry.strength == 0.7 and entry.warnings == []
     res = CliRunner().invoke(cli, ["--library", str(root), "card", "ink", "--set", "notes=soft"])
     assert res.exit_code == 0, res.output
     assert (root / "style/ink/ink.toml").read_bytes() == (

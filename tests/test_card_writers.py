@@ -124,7 +124,7 @@ def test_convert_refuses_before_writing_and_carries_the_source_card(lib, tmp_pat
     card = tomllib.loads((lib.root / "style/ink/ink.diffusers.toml").read_text("utf-8"))
     assert card == {"strength": 0.6, "strength_range": [0.4, 0.8], "trigger_words": ["ink wash"]}
     entry = lib.get("style/ink/ink.diffusers.safetensors")
-    assert entry["trigger_words"] == ["ink wash"] and entry["strength"] == 0.6
+    assert entry.trigger_words == ["ink wash"] and entry.strength == 0.6
 
 
 def test_convert_keeps_an_existing_card_unless_told(lib, tmp_path):

@@ -33,7 +33,7 @@ def cjk_lib(tmp_path):
 
 
 def names(entries):
-    return sorted(e["name"] for e in entries)
+    return sorted(e.name for e in entries)
 
 
 @pytest.mark.parametrize(("query", "expected"), [

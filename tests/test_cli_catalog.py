@@ -237,7 +237,7 @@ def test_ls_json_streams_the_same_document_and_stops_quietly_when_the_reader_doe
     for i in range(160):  # more than the first write and than a pipe holds: the reader can leave early
         write_kohya(root / "style" / "many" / f"m{i:02d}.safetensors", seed=i)
     streamed = run(root, "ls", "--json").output
-    whole = orjson.dumps(Library(root).entries(), option=orjson.OPT_INDENT_2).decode() + "\n"
+    whole = orjson.dumps([e.to_json() for e in Library(root).entries()], option=orjson.OPT_INDENT_2).decode() + "\n"
     assert streamed == whole
     assert run(root, "ls", "--json", "--category", "nothing").output == "[]\n"
     head = subprocess.Popen([sys.executable, "-c", "from lutnav.cli import main; main()", "--library", str(root),

@@ -186,7 +186,7 @@ def test_merged_kohya_file_loads_in_diffusers_and_changes_the_unet(tiny, tmp_pat
     assert not [w for w in warnings if "unexpected" in w.lower() or "not loaded" in w.lower()], warnings
     assert layers == len(mods)
     assert not bool((before - after).abs().max() < 1e-4)
-    assert lib.get("ab")["parents"] == ["style/a/a.safetensors", "style/a/b.safetensors"]
+    assert lib.get("ab").parents == ["style/a/a.safetensors", "style/a/b.safetensors"]
 
 
 @pytest.mark.slow
@@ -252,8 +252,8 @@ def test_convert_carries_the_sources_card_fields_over(demo_library):
     shown = demo_library.get("ink_wash_v2.diffusers")
     source = demo_library.get("ink_wash_v2")
     for field in ("strength_range", "themes", "type", "notes"):
-        assert shown[field] == source[field], field
-    assert shown["sources"]["themes"] == "card"
+        assert getattr(shown, field) == getattr(source, field), field
+    assert shown.sources["themes"] == "card"
     again = CliRunner().invoke(cli, ["--library", str(root), "convert", "ink_wash_v2", "--to", "diffusers",
                                      "--overwrite"])
     assert again.exit_code == 0 and "card:" not in again.output  # an existing card is never replaced

@@ -36,7 +36,7 @@ def test_a_deeply_nested_card_is_a_warning_and_the_scan_goes_on(library):
     summary = Library(library).scan_all()
     assert summary.total == 2
     wash = Library(library).get("wash")
-    assert wash["strength"] == 0.4
+    assert wash.strength == 0.4
     line = one_line(CliRunner().invoke(cli, ["--library", str(library), "card", "ink", "--set", "strength=0.5"]))
     assert "ink.toml: not valid TOML: values are nested too deeply" in line
 

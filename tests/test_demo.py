@@ -164,7 +164,7 @@ def test_the_saved_blend_is_a_valid_recipe(demo_library):
 
     recipe = load_recipe(demo_library.root / "blends/ink_hero.toml")
     assert [(s.name, s.weight) for s in recipe.specs] == [("ink_wash_v2", 0.7), ("herocat", 0.3)]
-    assert not [e for e in demo_library.entries() if e["category"] == "blends"]
+    assert not [e for e in demo_library.entries() if e.category == "blends"]
 
 
 def test_previews_are_small_pngs_for_most_entries(demo_root):
@@ -235,15 +235,15 @@ def test_running_again_adds_what_is_missing_and_changes_nothing_else(tmp_path):
 
 
 def test_scan_finds_what_each_entry_is_meant_to_show(demo_library):
-    rows = {e["path"]: e for e in demo_library.entries()}
+    rows = {e.path: e for e in demo_library.entries()}
     assert set(rows) == {e.path for e in ENTRIES}
     for entry in ENTRIES:
         row = rows[entry.path]
-        assert bool(row["error"]) == entry.broken, (entry.path, row["error"])
-        assert (row["format"], row["base_model"]) == (entry.format, entry.base_model), entry.path
-    assert rows["style/ink_wash/ink_wash_v2.safetensors"]["strength_range"] == [0.6, 0.8]
-    assert rows["style/ink_wash/ink_wash_v2.safetensors"]["trigger_words"] == []
-    assert rows["character/heroes/herocat.safetensors"]["trigger_words"] == ["herocat", "red cape"]
+        assert bool(row.error) == entry.broken, (entry.path, row.error)
+        assert (row.format, row.base_model) == (entry.format, entry.base_model), entry.path
+    assert rows["style/ink_wash/ink_wash_v2.safetensors"].strength_range == [0.6, 0.8]
+    assert rows["style/ink_wash/ink_wash_v2.safetensors"].trigger_words == []
+    assert rows["character/heroes/herocat.safetensors"].trigger_words == ["herocat", "red cape"]
 
 
 @pytest.mark.slow

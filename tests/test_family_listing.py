@@ -67,7 +67,7 @@ def test_tui_base_filter_offers_families_and_variants(tmp_path):
     values = dict(facet(lib, "base_model"))
     assert values["flux"] == 1 and values["qwen-image"] == 1 and values["sdxl"] == 2 and values["pony"] == 1
     rows = page(lib, View(base="pony"), limit=10)
-    assert [r["name"] for r in rows] == ["pony_style"]
+    assert [r.name for r in rows] == ["pony_style"]
 
 
 def test_a_sidecar_claim_picks_among_the_families_the_shapes_allow(tmp_path):
@@ -86,11 +86,11 @@ def test_a_sidecar_claim_picks_among_the_families_the_shapes_allow(tmp_path):
     lib = Library(root)
     lib.scan_all()
     bare, claimed, against = (lib.get(f"style/c/{n}.safetensors") for n in ("bare", "claimed", "against"))
-    assert bare["base_model"] == "unknown" and bare["base_candidates"] == ["chroma", "flux"]
-    assert any("chroma or flux" in w for w in bare["warnings"])
-    assert claimed["base_model"] == "flux" and "picks flux" in claimed["sources"]["base_model"]
-    assert not any(w.startswith("base model unknown") for w in claimed["warnings"])
-    assert against["base_model"] == "unknown"  # a claim outside what the shapes allow picks nothing
+    assert bare.base_model == "unknown" and bare.base_candidates == ["chroma", "flux"]
+    assert any("chroma or flux" in w for w in bare.warnings)
+    assert claimed.base_model == "flux" and "picks flux" in claimed.sources["base_model"]
+    assert not any(w.startswith("base model unknown") for w in claimed.warnings)
+    assert against.base_model == "unknown"  # a claim outside what the shapes allow picks nothing
     (root / "style/c/claimed.civitai.info").write_text(json.dumps({"baseModel": "Chroma"}))
     lib.scan_all()
-    assert lib.get("style/c/claimed.safetensors")["base_model"] == "chroma"
+    assert lib.get("style/c/claimed.safetensors").base_model == "chroma"

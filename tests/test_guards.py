@@ -1,4 +1,4 @@
-"""The blend guards as a pure function over ``ls --json``-style dicts (what the TUI basket holds)."""
+"""The blend guards as a pure function over entries (what the TUI basket holds)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import math
 
 import pytest
 
+from catalog.index.entry import Entry
 from lutnav.mix.errors import MixError
 from lutnav.mix.guards import check_blend, mix_config, module_set
 
 
-def entry(name: str, base: str = "sd1", **extra) -> dict:
+def entry(name: str, base: str = "sd1", **extra) -> Entry:
     e = {"path": f"style/x/{name}.safetensors", "name": name, "base_model": base, "format": "kohya",
          "error": None, "parts": ["unet", "te"], "strength_range": None}
     e.update(extra)
-    return e
+    return Entry(**e)
 
 
 def test_the_seed_workflow_blend_passes():

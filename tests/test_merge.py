@@ -73,8 +73,8 @@ def test_exact_merge_equals_the_weighted_sum_and_enters_the_catalog(lib):
     assert json.loads(meta["modelspec.merge_recipe"])[1] == {
         "name": "zz", "path": "character/cat/zz.safetensors", "weight": 0.3}
     entry = lib.get("blend")
-    assert entry["parents"] == ["style/ink/ink.safetensors", "character/cat/zz.safetensors"]
-    assert entry["rank"] == 8 and entry["base_model"] == "sd1" and entry["format"] == "kohya"
+    assert entry.parents == ["style/ink/ink.safetensors", "character/cat/zz.safetensors"]
+    assert entry.rank == 8 and entry.base_model == "sd1" and entry.format == "kohya"
     assert "<lora:blend:1>" in res.output
 
 
@@ -89,7 +89,7 @@ def test_modules_of_one_lora_are_kept_and_overwrite_replaces(lib):
     assert res.exit_code == 1 and "--overwrite" in res.output
     res = run(lib, "mix", "ink:0.3", "hero:0.3", "--out", str(out), "--overwrite")
     assert res.exit_code == 0, res.output
-    assert lib.get("blend")["description"].startswith("Blend of ink at 0.3")
+    assert lib.get("blend").description.startswith("Blend of ink at 0.3")
 
 
 def test_conv_locon_layers_merge_exactly(tmp_path):

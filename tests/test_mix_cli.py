@@ -163,7 +163,7 @@ def test_preview_without_diffusers_says_how_to_install(lib, monkeypatch):
 def test_guards_take_the_ls_json_objects_as_they_are(lib):
     from lutnav.mix.guards import check_blend
 
-    by_name = {e["name"]: e for e in lib.entries()}
+    by_name = {e.name: e for e in lib.entries()}
     verdict = check_blend([by_name["ink"], by_name["hero"]], [0.6, 0.3], lib.config)
     assert verdict.ok and verdict.warnings == []
     verdict = check_blend([by_name["ink"], by_name["xl"]], [0.5, 0.5], lib.config, force=True)

@@ -93,7 +93,7 @@ def library(tmp_path: Path, files: dict[str, tuple]) -> Library:
 ])
 def test_exact_merge_is_the_weighted_sum_and_keeps_the_spelling(tmp_path, family, a, b, spelling):
     lib = library(tmp_path, {"style/x/a.safetensors": (*a, 1), "style/x/b.safetensors": (*b, 2)})
-    assert lib.get("style/x/a.safetensors")["base_model"] == family
+    assert lib.get("style/x/a.safetensors").base_model == family
     out = lib.root / "style/x/ab.safetensors"
     res = run(lib, "mix", "a:0.6", "b:0.4", "--out", str(out))
     assert res.exit_code == 0, res.output
@@ -106,7 +106,7 @@ def test_exact_merge_is_the_weighted_sum_and_keeps_the_spelling(tmp_path, family
     for stem, d in want.items():
         scale = float(np.abs(d).max())
         assert np.abs(merged[stem] - d).max() <= 2e-3 * scale, stem  # fp16 rounding of the factors
-    assert lib.get("style/x/ab.safetensors")["base_model"] == family
+    assert lib.get("style/x/ab.safetensors").base_model == family
 
 
 def test_svd_merge_to_a_rank_reports_the_error(tmp_path):
@@ -166,7 +166,7 @@ def test_xlabs_flux_is_lost_in_comfyui_and_converts_to_names_it_loads(tmp_path):
                for k, v in t.items()}, str(src))
     lib = Library(tmp_path / "loras")
     lib.scan_all()
-    assert lib.get("style/x/xl.safetensors")["base_model"] == "flux"
+    assert lib.get("style/x/xl.safetensors").base_model == "flux"
     before = json.loads(run(lib, "check", str(src), "--client", "comfyui", "--json").output)[0]
     assert (before["mapped"], len(before["dropped"])) == (0, 8)
     text = run(lib, "check", str(src), "--client", "comfyui").output
@@ -193,7 +193,7 @@ def test_peft_prefixed_flux_converts_to_names_comfyui_loads_and_refuses_what_it_
     lib = Library(tmp_path / "loras")
     lib.scan_all()
     entry = lib.get("style/x/p.safetensors")
-    assert entry["base_model"] == "flux" and any("ComfyUI will ignore 6 of 6" in w for w in entry["warnings"])
+    assert entry.base_model == "flux" and any("ComfyUI will ignore 6 of 6" in w for w in entry.warnings)
     refused = run(lib, "convert", str(src), "--to", "peft", "--out", str(tmp_path / "p2.safetensors"))
     assert refused.exit_code == 1 and "--to diffusers" in refused.output  # PEFT is what ComfyUI drops
     assert not (tmp_path / "p2.safetensors").exists()

@@ -117,12 +117,12 @@ def test_preview_writes_a_png_with_parameters_and_stores_it(tiny_library):
         assert img.size == (64, 64)
         params = img.text["parameters"]
     assert params.startswith("a picture, ink <lora:tink:0.8>") and "Steps: 2" in params and "Seed: 3" in params
-    assert lib.get("tink")["previews"]
+    assert lib.get("tink").previews
     res = run(lib, "preview", "tink", *FAST, "--prompt", "a cat")
     assert res.exit_code == 0, res.output
     second = lib.root / "style/t/tink.preview.2.png"
     assert second.is_file()
-    assert any(p.endswith("tink.preview.2.png") for p in lib.get("tink")["previews"])
+    assert any(p.endswith("tink.preview.2.png") for p in lib.get("tink").previews)
 
 
 @pytest.mark.slow

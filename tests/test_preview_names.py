@@ -44,7 +44,7 @@ def test_the_scanner_finds_previews_under_older_spellings(tmp_path):
         (folder / name).write_bytes(png_bytes(i))
     lib = Library(root)
     lib.scan_all()
-    assert lib.get("ink")["previews"] == ["style/ink/ink.preview.png", "style/ink/ink.preview.1.png",
+    assert lib.get("ink").previews == ["style/ink/ink.preview.png", "style/ink/ink.preview.1.png",
                                           "style/ink/ink.preview-2.png", "style/ink/ink.preview.3.png"]
 
 
@@ -59,6 +59,6 @@ def test_a_trained_lora_files_every_preview_under_the_one_spelling(tmp_path):
     root = tmp_path / "loras"
     root.mkdir()
     file_into_library(root, artifact, category="style", theme="t", name="shapes", card={}, previews=shots)
-    assert Library(root).get("shapes")["previews"] == ["style/t/shapes.preview.png",
+    assert Library(root).get("shapes").previews == ["style/t/shapes.preview.png",
                                                        "style/t/shapes.preview.2.png"]
     assert (root / "style/t/shapes.preview.2.png").read_bytes() == png_bytes(1)

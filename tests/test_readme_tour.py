@@ -57,7 +57,7 @@ def _headless_tui(lib) -> None:
             await pilot.pause(0.1)
             table = app.query_one("EntryTable")
             assert table.total == len(lib.entries())
-            assert "ink_wash_v2" in [table.pager.row(i)["name"] for i in range(table.total)]
+            assert "ink_wash_v2" in [table.pager.row(i).name for i in range(table.total)]
             await pilot.press("q")
 
     asyncio.run(main())

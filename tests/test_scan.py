@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from catalog.errors import AmbiguousName, EntryNotFound, LibraryNotFound
+from catalog.index.entry import Entry
 from catalog.index.library import Library
 from tests.lorafiles import write_kohya
 
@@ -23,7 +24,7 @@ def _lib(tmp_path: Path) -> Path:
 
 
 def _rows(lib: Library) -> dict[str, dict]:
-    return {e["path"]: e for e in lib.entries()}
+    return {e.path: e for e in lib.entries()}
 
 
 def test_scan_indexes_category_theme_and_header_facts(tmp_path):
@@ -32,11 +33,11 @@ def test_scan_indexes_category_theme_and_header_facts(tmp_path):
     assert summary.added == 2 and summary.total == 2
     rows = _rows(lib)
     ink = rows["style/ink/ink_wash.safetensors"]
-    assert (ink["category"], ink["theme"], ink["name"]) == ("style", "ink", "ink_wash")
-    assert ink["format"] == "kohya"
-    assert ink["base_model"] == "sd1"
-    assert ink["rank"] == 8 and ink["alpha"] == 4.0
-    assert rows["character/cats/zzcat.safetensors"]["base_model"] == "sd2"
+    assert (ink.category, ink.theme, ink.name) == ("style", "ink", "ink_wash")
+    assert ink.format == "kohya"
+    assert ink.base_model == "sd1"
+    assert ink.rank == 8 and ink.alpha == 4.0
+    assert rows["character/cats/zzcat.safetensors"].base_model == "sd2"
 
 
 def test_rescan_reads_only_what_changed(tmp_path):
@@ -49,7 +50,7 @@ def test_rescan_reads_only_what_changed(tmp_path):
     (root / "character" / "cats" / "zzcat.safetensors").unlink()
     third = lib.scan_all()
     assert (third.updated, third.removed) == (1, 1)
-    assert _rows(lib)["style/ink/ink_wash.safetensors"]["rank"] == 16
+    assert _rows(lib)["style/ink/ink_wash.safetensors"].rank == 16
     assert list(_rows(lib)) == ["style/ink/ink_wash.safetensors"]
 
 
@@ -62,8 +63,8 @@ def test_sidecar_change_is_picked_up_without_rereading_weights(tmp_path):
     s = lib.scan_all()
     assert s.updated == 1
     ink = _rows(lib)["style/ink/ink_wash.safetensors"]
-    assert ink["trigger_words"] == ["mo_shui"] and ink["strength"] == 0.7
-    assert ink["rank"] == 8  # header facts kept
+    assert ink.trigger_words == ["mo_shui"] and ink.strength == 0.7
+    assert ink.rank == 8  # header facts kept
 
 
 def test_deleting_the_index_and_rescanning_gives_the_same_rows(tmp_path):
@@ -91,9 +92,9 @@ def test_broken_files_are_listed_with_an_error_and_never_stop_the_scan(tmp_path)
     assert s.total == 4 and s.broken == 2
     rows = _rows(lib)
     for name in ("empty", "cut"):
-        err = rows[f"style/ink/{name}.safetensors"]["error"]
+        err = rows[f"style/ink/{name}.safetensors"].error
         assert err and f"{name}.safetensors" in err
-    assert rows["style/ink/ink_wash.safetensors"]["error"] is None
+    assert rows["style/ink/ink_wash.safetensors"].error is None
 
 
 class _Evil:
@@ -118,7 +119,7 @@ def test_pickle_files_are_listed_and_never_unpickled(tmp_path):
         CliRunner().invoke(cli, ["--library", str(root), *args])
     assert not marker.exists()
     evil = _rows(lib)["style/ink/evil.ckpt"]
-    assert evil["format"] == "pickle" and any("not loaded" in w for w in evil["warnings"])
+    assert evil.format == "pickle" and any("not loaded" in w for w in evil.warnings)
 
 
 def test_symlinks_never_lead_out_of_the_library_and_loops_end(tmp_path):
@@ -176,8 +177,8 @@ def test_search_uses_full_text_and_survives_hostile_queries(tmp_path):
         'notes = "Chinese ink wash painting, mountains"\ntrigger_words = ["mo_shui"]\n')
     lib = Library(root)
     lib.scan_all()
-    assert [e["name"] for e in lib.search("ink wash")] == ["ink_wash"]
-    assert [e["name"] for e in lib.search("mountain")] == ["ink_wash"]
+    assert [e.name for e in lib.search("ink wash")] == ["ink_wash"]
+    assert [e.name for e in lib.search("mountain")] == ["ink_wash"]
     assert lib.search("zebra") == []
     for hostile in ('"', "AND OR NOT", "x" * 10_000, "*", "a:b(c)", "'; drop table entries;--"):
         lib.search(hostile)
@@ -223,7 +224,7 @@ def test_peft_folder_is_one_entry(tmp_path):
     lib.scan_all()
     rows = _rows(lib)
     med = rows["industry/medical/med_qa"]
-    assert (med["format"], med["base_model"], med["rank"], med["alpha"]) == ("peft", "llm", 4, 8.0)
+    assert (med.format, med.base_model, med.rank, med.alpha) == ("peft", "llm", 4, 8.0)
     assert not any(p.startswith("industry/medical/med_qa/") for p in rows)
 
 
@@ -242,8 +243,8 @@ def test_a_sidecar_edit_keeps_the_header_metadata(tmp_path):
     lib.scan_all()
     (root / "style" / "ink" / "ink_wash.toml").write_text("strength = 0.4\n")
     lib.scan_all()
-    info = lib.get("ink_wash")
-    assert info["strength"] == 0.4 and info["metadata"]["ss_output_name"] == "ink"
+    info = lib.details("ink_wash")
+    assert info.entry.strength == 0.4 and info.metadata["ss_output_name"] == "ink"
 
 
 UNGUARDED = """
@@ -325,11 +326,11 @@ def test_search_without_filters_lists_what_the_ranked_and_unranked_queries_list(
                        notes="rare" if i % 500 == 0 else "plain")
             lib.db["entries"].insert(row)
 
-    def plain(match: str, order: str, limit: int) -> list[dict]:
+    def plain(match: str, order: str, limit: int) -> list[Entry]:
         cols = ", ".join(f"e.[{f}]" for f in query.PUBLIC_FIELDS)
         sql = (f"select {cols} from entries_fts f join entries e on e.rowid = f.rowid "
                f"where entries_fts match ? order by {order} limit {limit}")
-        return [decode(dict(zip(query.PUBLIC_FIELDS, r))) for r in lib.db.execute(sql, [match])]
+        return [Entry(**decode(dict(zip(query.PUBLIC_FIELDS, r)))) for r in lib.db.execute(sql, [match])]
 
     many = lib.search("common", limit=30)
     assert len(many) == 30 and many == plain('"common"*', "f.rowid", 30)

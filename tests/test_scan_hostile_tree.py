@@ -41,7 +41,7 @@ def test_a_fifo_named_like_a_lora_is_skipped_with_a_line_and_never_blocks(tmp_pa
     os.mkfifo(root / "style" / "ink" / "ink0.json")  # a sidecar FIFO must not block either
     skipped = _scan_in_child(root)
     assert any(line.startswith("style/ink/x.safetensors: not a regular file") for line in skipped)
-    paths = {e["path"] for e in Library(root).entries()}
+    paths = {e.path for e in Library(root).entries()}
     assert "style/ink/x.safetensors" not in paths and len(paths) == 4
 
 
@@ -61,13 +61,13 @@ def test_a_folder_link_to_a_category_leaves_every_row_under_its_real_path(tmp_pa
     root = _lib(tmp_path)
     lib = Library(root)
     lib.scan_all()
-    before = {e["path"] for e in lib.entries()}
+    before = {e.path for e in lib.entries()}
     (root / "zz_backup_link").symlink_to(root / "style", target_is_directory=True)
     (root / "character" / "cats" / "alias.safetensors").symlink_to(
         root / "character" / "cats" / "zzcat.safetensors")
     for _ in range(2):
         summary = lib.scan_all()
-        assert {e["path"] for e in lib.entries()} == before
+        assert {e.path for e in lib.entries()} == before
         assert summary.removed == 0 and summary.added == 0
     assert any(line.startswith("zz_backup_link: link to style") for line in summary.skipped)
     assert any(line.startswith("character/cats/alias.safetensors: link to") for line in summary.skipped)
@@ -79,7 +79,7 @@ def test_a_link_to_a_hidden_folder_is_still_followed(tmp_path):
     (root / "style" / "stash").symlink_to(root / ".stash", target_is_directory=True)
     lib = Library(root)
     lib.scan_all()
-    assert "style/stash/kept.safetensors" in {e["path"] for e in lib.entries()}
+    assert "style/stash/kept.safetensors" in {e.path for e in lib.entries()}
 
 
 @pytest.mark.parametrize("name", ["..safetensors", "...safetensors", ".hidden.safetensors", ".x.ckpt"])

@@ -42,7 +42,7 @@ def test_many_small_keys_are_bounded_too(tmp_path):
     lib = Library(root)
     lib.scan_all()
     assert lib.db.execute("select length(metadata) from header_metadata").fetchone()[0] < MAX_TOTAL_CHARS
-    assert lib.get("keys")["metadata"] == meta
+    assert lib.details("keys").metadata == meta
 
 
 def test_a_file_changed_since_the_scan_says_so_instead_of_mixing_versions(tmp_path):
@@ -51,8 +51,8 @@ def test_a_file_changed_since_the_scan_says_so_instead_of_mixing_versions(tmp_pa
     lib = Library(root)
     lib.scan_all()
     write_kohya(path, seed=5, metadata={"ss_tag_frequency": "{}"})
-    info = lib.get("big")
-    assert any("run `lutnav scan`" in w for w in info["warnings"])
+    info = lib.details("big")
+    assert any("run `lutnav scan`" in w for w in info.warnings)
 
 
 def test_small_metadata_is_stored_and_shown_as_is(tmp_path):
@@ -62,7 +62,7 @@ def test_small_metadata_is_stored_and_shown_as_is(tmp_path):
     lib = Library(root)
     lib.scan_all()
     assert json.loads(lib.db.execute("select metadata from header_metadata").fetchone()[0]) == meta
-    assert lib.get("ink")["metadata"] == meta
+    assert lib.details("ink").metadata == meta
 
 
 def test_header_text_fields_are_stored_cut_and_say_so(tmp_path):
@@ -76,6 +76,6 @@ def test_header_text_fields_are_stored_cut_and_say_so(tmp_path):
     row_chars = lib.db.execute("select length(title) + length(description) + length(trigger_words) + "
                                "length(training) + length(header_fields) from entries").fetchone()[0]
     assert row_chars < 256 * 1024
-    info = lib.get("ink")
-    assert info["title"].startswith("ink ink") and "characters in the file]" in info["title"]
-    assert info["metadata"]["modelspec.title"] == huge  # show still has the whole header
+    info = lib.details("ink")
+    assert info.entry.title.startswith("ink ink") and "characters in the file]" in info.entry.title
+    assert info.metadata["modelspec.title"] == huge  # show still has the whole header

@@ -212,7 +212,7 @@ def test_previews_land_beside_the_filed_lora(tmp_path, tiny):
     from catalog.index.library import Library
 
     (entry,) = Library(library).entries()
-    assert entry["previews"] and entry["previews"][0].endswith("with_preview.preview.png")
+    assert entry.previews and entry.previews[0].endswith("with_preview.preview.png")
 
 
 def test_resume_after_a_kill_ends_exactly_where_an_unbroken_run_does(tmp_path, tiny):

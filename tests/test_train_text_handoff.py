@@ -51,7 +51,7 @@ def test_adapter_folder_is_filed_with_its_card_and_indexed(tmp_path, library):
     assert card.description == "Answers medical questions." and card.training["eval_loss"] == 1.25
     assert "final_loss" not in card.training  # TOML has no null
     [entry] = Library(library).entries()
-    assert (entry["format"], entry["base_model"], entry["rank"], entry["alpha"]) == ("peft", "llm", 8, 16.0)
+    assert (entry.format, entry.base_model, entry.rank, entry.alpha) == ("peft", "llm", 8, 16.0)
     assert not [p for p in (library / "industry" / "medical").iterdir() if p.name.startswith(".")]
 
 
@@ -62,12 +62,12 @@ def test_existing_entry_is_kept_unless_overwrite(tmp_path, library):
     with pytest.raises(HandoffError, match="already has an entry") as exc:
         file_into_library(library, second, category="industry", theme="medical", name="med_qa", card=CARD)
     assert "overwrite = true" in str(exc.value)
-    assert Library(library).entries()[0]["rank"] == 4
+    assert Library(library).entries()[0].rank == 4
     filed = file_into_library(library, second, category="industry", theme="medical", name="med_qa",
                               card={**CARD, "description": "v2"}, overwrite=True)
     assert filed.replaced
     [entry] = Library(library).entries()
-    assert entry["rank"] == 16 and read_card(filed.path / "lutnav.toml")[0].description == "v2"
+    assert entry.rank == 16 and read_card(filed.path / "lutnav.toml")[0].description == "v2"
 
 
 def test_single_file_lora_gets_card_and_previews_beside_it(tmp_path, library):
@@ -83,7 +83,7 @@ def test_single_file_lora_gets_card_and_previews_beside_it(tmp_path, library):
     names = sorted(p.name for p in (library / "character" / "cats").iterdir())
     assert names == ["my_cat.preview.png", "my_cat.safetensors", "my_cat.toml"]
     [entry] = Library(library).entries()
-    assert entry["base_model"] == "sd1" and entry["trigger_words"] == ["zzcat"]
+    assert entry.base_model == "sd1" and entry.trigger_words == ["zzcat"]
 
 
 def test_clean_card_drops_nulls_everywhere():

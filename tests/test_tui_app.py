@@ -21,18 +21,18 @@ async def select(app, pilot, name: str) -> None:
     assert name in names, f"{name} is not in the table: {names}"
     table.cursor = names.index(name)
     await settle(app, pilot)
-    assert table.current["name"] == name
+    assert table.current.name == name
 
 
 def test_search_narrows_the_table_and_clearing_restores_it(demo_lib):
     async def scenario(app, pilot):
         everything = table_names(app)
-        assert everything == [e["name"] for e in demo_lib.entries(order_by="name")]
+        assert everything == [e.name for e in demo_lib.entries(order_by="name")]
         await pilot.press("slash")
         await type_text(pilot, "ink")
         await settle(app, pilot)
         narrowed = table_names(app)
-        assert narrowed == sorted(e["name"] for e in demo_lib.search("ink"))
+        assert narrowed == sorted(e.name for e in demo_lib.search("ink"))
         assert "ink_wash_v2" in narrowed and "zzcat" not in narrowed
         assert "ink_wash_v2" in screen_text(app)
         app.query_one("#search").value = ""
@@ -60,7 +60,7 @@ def test_ten_thousand_character_search_does_not_break_anything(demo_lib):
     async def scenario(app, pilot):
         app.query_one("#search").value = ("ink " * 2500)[:10_000]
         await settle(app, pilot)
-        assert table_names(app) == sorted(e["name"] for e in demo_lib.search("ink"))
+        assert table_names(app) == sorted(e.name for e in demo_lib.search("ink"))
         app.query_one("#search").value = "(" * 10_000
         await settle(app, pilot)
         assert len(table_names(app)) == len(demo_lib.entries())  # no words: the whole library
@@ -78,7 +78,7 @@ def test_tree_and_filters_narrow_to_a_folder_and_a_base(demo_lib):
         tree.move_cursor(node)
         await settle(app, pilot)
         def expected(**filters):
-            return sorted(e["name"] for e in demo_lib.entries(category="character", **filters))
+            return sorted(e.name for e in demo_lib.entries(category="character", **filters))
 
         assert table_names(app) == expected()
         assert "zzcat" in expected() and "ink_wash_v2" not in expected()
@@ -96,23 +96,23 @@ def test_arrow_keys_move_the_cursor_and_the_detail_pane_follows(demo_lib):
     async def scenario(app, pilot):
         names = table_names(app)
         table = app.query_one("EntryTable")
-        assert table.current["name"] == names[0]
+        assert table.current.name == names[0]
         await pilot.press("down", "down")
         await settle(app, pilot)
-        assert table.current["name"] == names[2]
-        assert table.current["path"] in screen_text(app)  # the detail pane shows it
+        assert table.current.name == names[2]
+        assert table.current.path in screen_text(app)  # the detail pane shows it
         await pilot.press("end")
-        assert table.current["name"] == names[-1]
+        assert table.current.name == names[-1]
         await pilot.press("pageup", "home", "up")
-        assert table.current["name"] == names[0]
+        assert table.current.name == names[0]
         await pilot.click("EntryTable", offset=(4, 4))  # header line + 3 rows down
-        assert table.current["name"] == names[3]
+        assert table.current.name == names[3]
         top = table.content_region
         header = screen_text(app).splitlines()[top.y]
         x = header.index("base", top.x)
         await pilot.click("EntryTable", offset=(x - top.x + 1, 0))  # the "base" title
         await settle(app, pilot)
-        assert app.view.order_by == "base_model" and table.current["name"] == names[3]
+        assert app.view.order_by == "base_model" and table.current.name == names[3]
 
     drive(demo_lib, scenario)
 
@@ -123,12 +123,12 @@ def test_sorting_by_column_orders_rows_and_keeps_the_cursor(demo_lib):
         await pilot.press("s")  # name → base
         await settle(app, pilot)
         table = app.query_one("EntryTable")
-        bases = [table.pager.row(i)["base_model"] for i in range(table.total)]
+        bases = [table.pager.row(i).base_model for i in range(table.total)]
         assert bases == sorted(bases)
-        assert table.current["name"] == "zzcat"
+        assert table.current.name == "zzcat"
         await pilot.press("S")
         await settle(app, pilot)
-        bases = [table.pager.row(i)["base_model"] for i in range(table.total)]
+        bases = [table.pager.row(i).base_model for i in range(table.total)]
         assert bases == sorted(bases, reverse=True)
         assert "base ▼" in screen_text(app)
 
@@ -227,8 +227,8 @@ def test_card_edit_writes_the_card_and_the_table_follows(demo_lib):
         await settle(app, pilot)
         assert type(app.screen).__name__ != "CardForm"
         table = app.query_one("EntryTable")
-        assert table.current["name"] == "herocat"
-        assert table.current["strength"] == 0.65
+        assert table.current.name == "herocat"
+        assert table.current.strength == 0.65
 
     drive(demo_lib, scenario)
     saved = tomllib.loads(card.read_text("utf-8"))
@@ -292,7 +292,7 @@ def test_card_that_is_not_toml_is_shown_as_an_error_and_can_be_fixed(demo_lib):
         raw.text = "strength = 0.75\n"
         await pilot.press("ctrl+s")
         await settle(app, pilot)
-        assert app.query_one("EntryTable").current["strength"] == 0.75
+        assert app.query_one("EntryTable").current.strength == 0.75
 
     drive(demo_lib, scenario)
     assert card.read_text("utf-8") == "strength = 0.75\n"
@@ -307,7 +307,7 @@ def test_rescan_finds_a_new_file_and_keeps_the_selection(demo_lib):
         await pilot.press("r")
         await settle(app, pilot)
         assert "ink_wash_v3" in table_names(app)
-        assert app.query_one("EntryTable").current["name"] == "zzcat"
+        assert app.query_one("EntryTable").current.name == "zzcat"
         assert "ink_wash (2)" in screen_text(app)
         assert len(table_names(app)) == len(demo_lib.entries())
 
@@ -337,7 +337,7 @@ def test_empty_library_fills_in_after_a_rescan(demo_template, tmp_path):
         shutil.copytree(demo_template / "style", root / "style")
         await pilot.press("r")
         await settle(app, pilot)
-        assert table_names(app) == sorted(e["name"] for e in Library(root).entries())
+        assert table_names(app) == sorted(e.name for e in Library(root).entries())
         assert "ink_wash_v2" in table_names(app)
         assert "lutnav demo" not in screen_text(app)
 
@@ -513,7 +513,7 @@ def test_enter_opens_the_entry_full_screen_and_escape_goes_back(demo_lib):
         await pilot.press("escape")
         await settle(app, pilot)
         assert type(app.screen).__name__ != "EntryScreen"
-        assert app.query_one("EntryTable").current["name"] == "ink_wash_v2"
+        assert app.query_one("EntryTable").current.name == "ink_wash_v2"
 
     drive(demo_lib, scenario)
 

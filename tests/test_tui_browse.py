@@ -47,12 +47,12 @@ def test_pages_stitch_into_the_whole_view_in_order(big_lib):
     view = View(order_by="size", descending=True)
     whole = all_rows(big_lib, view)
     assert len(whole) == browse.count(big_lib, view) == 2500
-    sizes = [r["size"] for r in whole]
+    sizes = [r.size for r in whole]
     assert sizes == sorted(sizes, reverse=True)
     stitched = []
     for offset in range(0, 2500, 300):
         stitched += browse.page(big_lib, view, limit=300, offset=offset)
-    assert [r["path"] for r in stitched] == [r["path"] for r in whole]
+    assert [r.path for r in stitched] == [r.path for r in whole]
 
 
 @pytest.mark.parametrize("view", [
@@ -66,16 +66,16 @@ def test_count_page_and_position_agree(big_lib, view, few_hits, monkeypatch):
     monkeypatch.setattr(browse, "FEW_HITS", few_hits)
     rows = all_rows(big_lib, view)
     monkeypatch.setattr(browse, "FEW_HITS", 10**9 - few_hits)
-    assert [r["path"] for r in all_rows(big_lib, view)] == [r["path"] for r in rows]
+    assert [r.path for r in all_rows(big_lib, view)] == [r.path for r in rows]
     monkeypatch.setattr(browse, "FEW_HITS", few_hits)
     assert browse.count(big_lib, view) == len(rows)
     for want in (0, len(rows) // 2, len(rows) - 1) if rows else ():
-        assert browse.position(big_lib, view, rows[want]["path"]) == want
+        assert browse.position(big_lib, view, rows[want].path) == want
     for r in rows:
-        assert view.category in (None, r["category"]) and view.base in (None, r["base_model"])
+        assert view.category in (None, r.category) and view.base in (None, r.base_model)
     if view.query:
         words = view.query.split()
-        assert all(any(w in (r["name"] + " " + " ".join(r["trigger_words"])) for w in words)
+        assert all(any(w in (r.name + " " + " ".join(r.trigger_words)) for w in words)
                    for r in rows)
 
 
@@ -87,17 +87,17 @@ def test_counts_follow_writes_from_another_connection(big_lib):
                                 "category": "style", "theme": "zebra", "warnings": "[]",
                                 "trigger_words": "[]"})
     assert browse.count(big_lib, view) == 1
-    assert [r["name"] for r in browse.page(big_lib, view, limit=10)] == ["zebra"]
+    assert [r.name for r in browse.page(big_lib, view, limit=10)] == ["zebra"]
 
 
 def test_position_is_none_outside_the_view(big_lib):
-    some = all_rows(big_lib, View(category="style"))[0]["path"]
+    some = all_rows(big_lib, View(category="style"))[0].path
     assert browse.position(big_lib, View(category="industry"), some) is None
 
 
 def test_nulls_sort_first_ascending_and_last_descending(big_lib):
-    up = [r["rank"] for r in all_rows(big_lib, View(order_by="rank"))]
-    down = [r["rank"] for r in all_rows(big_lib, View(order_by="rank", descending=True))]
+    up = [r.rank for r in all_rows(big_lib, View(order_by="rank"))]
+    down = [r.rank for r in all_rows(big_lib, View(order_by="rank", descending=True))]
     assert up[0] is None and down[-1] is None
     assert up == list(reversed(down))
 
@@ -114,9 +114,9 @@ def test_folder_counts_and_facets_add_up(big_lib):
 
 def test_pager_keeps_only_a_few_pages(big_lib):
     pager = Pager(big_lib, View(order_by="name"))
-    names = [r["name"] for r in all_rows(big_lib, View(order_by="name"))]
+    names = [r.name for r in all_rows(big_lib, View(order_by="name"))]
     for i in range(0, 2500, 37):
-        assert pager.row(i)["name"] == names[i]
+        assert pager.row(i).name == names[i]
     assert pager.row(2500) is None and pager.row(-1) is None
     assert pager.cached_rows <= KEEP_PAGES * PAGE_SIZE
 

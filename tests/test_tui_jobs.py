@@ -55,11 +55,11 @@ def test_preview_of_an_entry_runs_the_preview_code_and_shows_the_new_image(demo_
         await pilot.press("p")
         await settle(app, pilot)
         assert any("preview written" in n and "pixel_locon.preview.png" in n for n in notes), notes
-        assert app.query_one("EntryTable").current["name"] == "pixel_locon"
+        assert app.query_one("EntryTable").current.name == "pixel_locon"
 
     drive(demo_lib, scenario)
     assert calls == [("style/pixel_art/pixel_locon.safetensors", False)]  # in a worker thread
-    assert demo_lib.get("pixel_locon")["previews"] == ["style/pixel_art/pixel_locon.preview.png"]
+    assert demo_lib.get("pixel_locon").previews == ["style/pixel_art/pixel_locon.preview.png"]
 
 
 @pytest.mark.slow  # waits for a stand-in preview to be under way before cancelling it

@@ -69,7 +69,7 @@ def screen_text(app) -> str:
 
 def table_names(app, limit: int = 200) -> list[str]:
     table = app.query_one("EntryTable")
-    return [table.pager.row(i)["name"] for i in range(min(table.total, limit))]
+    return [table.pager.row(i).name for i in range(min(table.total, limit))]
 
 
 Scenario = Callable[..., Awaitable[None]]

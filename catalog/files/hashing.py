@@ -17,7 +17,7 @@ from pathlib import Path
 
 from catalog.files.durable import open_regular
 from catalog.errors import CatalogError
-from catalog.index.library import Library
+from catalog.index.library_folder import LibraryFolder
 from catalog.progress import Progress, Work
 
 CHUNK = 4 * 1024 * 1024
@@ -30,7 +30,7 @@ class Hashes:
     tensor_sha256: str
 
 
-def weights_file(lib: Library, rel: str) -> Path:
+def weights_file(lib: LibraryFolder, rel: str) -> Path:
     """The file whose bytes identify an entry (the adapter file of a PEFT folder)."""
     path = lib.abspath(rel)
     return path / "adapter_model.safetensors" if path.is_dir() else path
@@ -60,7 +60,7 @@ def hash_file(path: Path) -> Generator[int, None, Hashes]:
     return Hashes(digest, digest[:10], tensors.hexdigest() if data_start is not None else digest)
 
 
-def cached(lib: Library, rel: str) -> Hashes | None:
+def cached(lib: LibraryFolder, rel: str) -> Hashes | None:
     """Hashes from the index when the file has not changed since."""
     row = _entry(lib, rel)
     for h in lib.db.query("select * from hashes where path = ?", [rel]):
@@ -69,7 +69,7 @@ def cached(lib: Library, rel: str) -> Hashes | None:
     return None
 
 
-def compute(lib: Library, rels: list[str], *, force: bool = False
+def compute(lib: LibraryFolder, rels: list[str], *, force: bool = False
             ) -> Work[dict[str, Hashes]]:
     """Hash entries (cached ones are skipped unless ``force``), yielding progress."""
     results: dict[str, Hashes] = {}
@@ -107,14 +107,14 @@ def compute(lib: Library, rels: list[str], *, force: bool = False
     return results
 
 
-def _entry(lib: Library, rel: str) -> dict:
+def _entry(lib: LibraryFolder, rel: str) -> dict:
     rows = list(lib.db.query("select size, mtime_ns from entries where path = ?", [rel]))
     if not rows:
         raise CatalogError(f"{rel!r} is not in the index", hint="run `lutnav scan`")
     return rows[0]
 
 
-def duplicate_candidates(lib: Library) -> list[list[str]]:
+def duplicate_candidates(lib: LibraryFolder) -> list[list[str]]:
     """Groups of entries that may hold the same tensors: same data-section size."""
     groups = lib.db.execute(
         "select group_concat(path, char(0)) from entries where data_size is not null "
@@ -123,7 +123,7 @@ def duplicate_candidates(lib: Library) -> list[list[str]]:
     return [g[0].split("\0") for g in groups]
 
 
-def find_duplicates(lib: Library) -> Work[list[list[str]]]:
+def find_duplicates(lib: LibraryFolder) -> Work[list[list[str]]]:
     """Entries with identical tensors: candidates by size, then tensor hash."""
     candidates = duplicate_candidates(lib)
     hashes = yield from compute(lib, [p for group in candidates for p in group])
@@ -136,7 +136,7 @@ def find_duplicates(lib: Library) -> Work[list[list[str]]]:
     return sorted(dupes)
 
 
-def same_tensors(lib: Library, path: Path) -> str | None:
+def same_tensors(lib: LibraryFolder, path: Path) -> str | None:
     """The library path of an entry that holds exactly ``path``'s tensors, if any.
 
     Only entries with the same data-section size and tensor count are hashed

@@ -23,14 +23,14 @@ from typing import Any
 from catalog.cards import card_file
 from catalog.cards.card import FIELD_KINDS, Card, check_card_dict
 from catalog.errors import CardError, SidecarError
-from catalog.index.library import Library
+from catalog.index.entry import TABLE_FIELDS, Entry
+from catalog.index.library_folder import LibraryFolder
 from catalog.detect.registry import base_filter
 from catalog.index.query import SORTABLE, fts_query
 from catalog.index.db import decode, entry_count
 
 #: the columns a table row needs (the wide ones — notes, sources — stay on disk)
-ROW_COLUMNS = ("path", "name", "category", "theme", "kind", "base_model", "rank", "strength",
-               "trigger_words", "format", "size", "error", "warnings")
+ROW_COLUMNS = TABLE_FIELDS
 #: columns a front end may offer as filter facets
 FACETS = ("category", "base_model", "format")
 
@@ -56,13 +56,13 @@ class View:
                 self.fmt, self.order_by, self.descending)
 
 
-def folder_counts(lib: Library) -> list[tuple[str, str, int]]:
+def folder_counts(lib: LibraryFolder) -> list[tuple[str, str, int]]:
     """``(category, theme, entries)`` for every folder pair, sorted; ``""`` for none."""
     sql = "select category, theme, count(*) from entries group by category, theme"
     return sorted((r[0] or "", r[1] or "", r[2]) for r in lib.db.execute(sql))
 
 
-def facet(lib: Library, column: str) -> list[tuple[str, int]]:
+def facet(lib: LibraryFolder, column: str) -> list[tuple[str, int]]:
     """The values of a facet column with their entry counts, most common first."""
     if column not in FACETS:
         raise ValueError(f"{column!r} is not a facet column ({', '.join(FACETS)})")
@@ -74,7 +74,7 @@ def facet(lib: Library, column: str) -> list[tuple[str, int]]:
     return rows
 
 
-def count(lib: Library, view: View) -> int:
+def count(lib: LibraryFolder, view: View) -> int:
     """How many entries the view holds."""
     match = _match(view)
     if not match and not _filters(view)[0]:
@@ -85,8 +85,8 @@ def count(lib: Library, view: View) -> int:
     return lib.db.execute(f"select count(*) {source}{where}", args).fetchone()[0]
 
 
-def page(lib: Library, view: View, *, limit: int, offset: int = 0) -> list[dict]:
-    """Rows ``offset … offset+limit`` of the view, in order, with ``ROW_COLUMNS`` only.
+def page(lib: LibraryFolder, view: View, *, limit: int, offset: int = 0) -> list[Entry]:
+    """Entries ``offset … offset+limit`` of the view, in order, holding ``ROW_COLUMNS`` only.
 
     The ids come from an index-only walk (sort column + rowid), so a deep offset
     skips index entries rather than decoding 90,000 rows it then throws away.
@@ -104,11 +104,11 @@ def page(lib: Library, view: View, *, limit: int, offset: int = 0) -> list[dict]
         if rowid in rows:
             row = decode(rows[rowid])
             row.pop("rowid", None)
-            out.append(row)
+            out.append(Entry.from_row(row))
     return out
 
 
-def position(lib: Library, view: View, path: str) -> int | None:
+def position(lib: LibraryFolder, view: View, path: str) -> int | None:
     """Where ``path`` sits in the view (0-based), or ``None`` when it is not in it.
 
     Counted as "rows that sort before it", which the sort column's index
@@ -146,7 +146,7 @@ def _match(view: View) -> str:
 _HITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _hits(lib: Library, match: str) -> int:
+def _hits(lib: LibraryFolder, match: str) -> int:
     """Full-text hits of ``match``; remembered until the index changes (count, then page, ask twice)."""
     conn = lib.db.conn
     key = (match, conn.execute("pragma data_version").fetchone()[0], conn.total_changes)
@@ -172,7 +172,7 @@ def _filters(view: View) -> tuple[list[str], list]:
     return clauses, args
 
 
-def _from_where(view: View, lib: Library) -> tuple[str, str, list]:
+def _from_where(view: View, lib: LibraryFolder) -> tuple[str, str, list]:
     """FROM and WHERE for the view, with the loop order that suits its search.
 
     Few hits: the full-text hits drive (CROSS JOIN pins that order) and are

@@ -1,7 +1,8 @@
 """Reading the index: listing, full-text search, name resolution, ``show``.
 
-The ``ls --json`` object is built in one place (``public``) so the CLI, the TUI
-and other tools all see the same contract.
+Entries come back as :class:`~catalog.index.entry.Entry` objects; their
+``to_json()`` is the ``ls --json`` contract, so the CLI, the TUI and other tools
+all see the same one.
 """
 
 from __future__ import annotations
@@ -16,41 +17,32 @@ import orjson
 
 from catalog.index import stored_metadata
 from catalog.errors import AmbiguousName, EntryNotFound, PathOutsideLibrary
-from catalog.index.library import Library
 from catalog.index.db import JSON_COLUMNS, decode
+from catalog.index.entry import COLUMNS, LS_FIELDS, Entry, EntryDetails
+from catalog.index.library_folder import LibraryFolder
 from catalog.detect.registry import base_filter, base_words
 
-#: the ``ls --json`` contract, in order
-PUBLIC_FIELDS = (
-    "path", "category", "theme", "name", "kind", "format", "network", "base_model",
-    "base_model_name", "base_variant", "base_candidates", "arch", "model_kind", "rank", "alpha", "dtype", "tensor_count", "parts", "size",
-    "trigger_words", "strength", "strength_range", "notes", "source", "previews",
-    "warnings", "error",
-)
+#: the ``ls --json`` contract, in order (declared by :class:`Entry`)
+PUBLIC_FIELDS = LS_FIELDS
 SORTABLE = {"path", "name", "category", "theme", "base_model", "rank", "strength", "format",
             "size", "alpha", "mtime_ns"}
 MAX_QUERY_CHARS = 1000
 
 
-def public(row: dict) -> dict:
-    """The ``ls --json`` object of a decoded row."""
-    return {k: row.get(k) for k in PUBLIC_FIELDS}
-
-
-def list_entries(lib: Library, *, category: str | None = None, theme: str | None = None,
+def list_entries(lib: LibraryFolder, *, category: str | None = None, theme: str | None = None,
                  base: str | None = None, fmt: str | None = None, order_by: str = "path",
                  descending: bool = False, limit: int | None = None,
-                 offset: int = 0) -> list[dict]:
+                 offset: int = 0) -> list[Entry]:
     return list(iter_entries(lib, category=category, theme=theme, base=base, fmt=fmt, order_by=order_by,
                              descending=descending, limit=limit, offset=offset))
 
 
-def iter_entries(lib: Library, *, category: str | None = None, theme: str | None = None,
+def iter_entries(lib: LibraryFolder, *, category: str | None = None, theme: str | None = None,
                  base: str | None = None, fmt: str | None = None, order_by: str = "path",
                  descending: bool = False, limit: int | None = None, offset: int = 0,
-                 fields: tuple[str, ...] = PUBLIC_FIELDS) -> Iterator[dict]:
-    """``ls`` objects one at a time, in order, reading only ``fields`` (a subset of
-    ``PUBLIC_FIELDS``; the JSON columns among them decoded).
+                 fields: tuple[str, ...] = PUBLIC_FIELDS) -> Iterator[Entry]:
+    """Entries one at a time, in order, holding only ``fields`` (a subset of
+    ``PUBLIC_FIELDS``; the JSON columns among them decoded, the rest ``None``).
 
     Rows stream from SQLite: ``ls --json | head`` over a million entries prints its
     first rows at once, and ``ls`` of 10,000 reads only the columns it shows.
@@ -62,6 +54,9 @@ def iter_entries(lib: Library, *, category: str | None = None, theme: str | None
         sql += f" limit {int(limit)} offset {int(offset)}"
     json_at = [i for i, f in enumerate(fields) if f in JSON_COLUMNS]
     loads = orjson.loads
+    # the ``ls --json`` fields lead the declaration: passed by position, an entry costs a
+    # quarter of what keywords cost (10,000 rows: 20 ms less)
+    by_position = fields == COLUMNS[:len(fields)]
     cursor = lib.db.conn.execute(sql, args)
     while batch := cursor.fetchmany(512):
         for row in batch:
@@ -70,26 +65,26 @@ def iter_entries(lib: Library, *, category: str | None = None, theme: str | None
                 for i in json_at:
                     if isinstance(row[i], str):
                         row[i] = loads(row[i])
-            yield dict(zip(fields, row))
+            yield Entry(*row) if by_position else Entry(**dict(zip(fields, row)))
 
 
-def count_entries(lib: Library, **filters: str | None) -> int:
+def count_entries(lib: LibraryFolder, **filters: str | None) -> int:
     where, args = _filters(**filters)
     return lib.db.execute(f"select count(*) from entries{where}", args).fetchone()[0]
 
 
-def entry_names(lib: Library) -> set[str]:
+def entry_names(lib: LibraryFolder) -> set[str]:
     """Every entry name in the index: a new entry must not take one (a name must stay unambiguous)."""
     return {r[0] for r in lib.db.execute("select name from entries")}
 
 
-def loadable_paths(lib: Library) -> list[str]:
+def loadable_paths(lib: LibraryFolder) -> list[str]:
     """Every entry whose tensors can be read (not a pickle), by path: what ``hash --all`` reads."""
     return [r[0] for r in lib.db.execute(
         "select path from entries where format != 'pickle' or format is null order by path")]
 
 
-def strength(lib: Library, rel: str) -> float | None:
+def strength(lib: LibraryFolder, rel: str) -> float | None:
     """The recommended strength of the entry at ``rel`` (None when no card or header says)."""
     row = next(lib.db.query("select strength from entries where path = ?", [rel]), None)
     if row is None:
@@ -97,8 +92,8 @@ def strength(lib: Library, rel: str) -> float | None:
     return row["strength"]
 
 
-def search(lib: Library, query: str, *, limit: int = 200, category: str | None = None,
-           base: str | None = None, fmt: str | None = None) -> list[dict]:
+def search(lib: LibraryFolder, query: str, *, limit: int = 200, category: str | None = None,
+           base: str | None = None, fmt: str | None = None) -> list[Entry]:
     """Full-text search; every word must match (as a prefix), best matches first.
 
     CJK text has no spaces between words, so its runs of characters match as
@@ -125,14 +120,19 @@ def search(lib: Library, query: str, *, limit: int = 200, category: str | None =
         f"select {cols} from entries_fts f join entries e on e.rowid = f.rowid "
         f"where entries_fts match ?{where} {order} limit {int(limit)}"
     )
-    return [decode(dict(zip(PUBLIC_FIELDS, r))) for r in lib.db.execute(sql, [match, *args])]
+    return [_entry(r) for r in lib.db.execute(sql, [match, *args])]
 
 
 #: above this many matches, relevance ranking costs more than it tells
 RANKED_MATCHES = 2000
 
 
-def _search_all(lib: Library, match: str, cols: str, limit: int) -> list[dict]:
+def _entry(values: tuple) -> Entry:
+    """An entry from the ``PUBLIC_FIELDS`` columns of one row."""
+    return Entry.from_row(decode(dict(zip(PUBLIC_FIELDS, values))))
+
+
+def _search_all(lib: LibraryFolder, match: str, cols: str, limit: int) -> list[Entry]:
     """``search`` without filters, reading the full-text index once for common words.
 
     The first ``RANKED_MATCHES + 1`` hits (in index order) both count the matches and,
@@ -146,16 +146,16 @@ def _search_all(lib: Library, match: str, cols: str, limit: int) -> list[dict]:
     if len(ids) <= RANKED_MATCHES:
         sql = (f"select {cols} from entries_fts f join entries e on e.rowid = f.rowid "
                f"where entries_fts match ? order by f.rank limit {int(limit)}")
-        return [decode(dict(zip(PUBLIC_FIELDS, r))) for r in conn.execute(sql, [match])]
+        return [_entry(r) for r in conn.execute(sql, [match])]
     ids = ids[:max(0, int(limit))]
     if not ids:
         return []
     rows = {r[0]: r[1:] for r in conn.execute(
         f"select e.rowid, {cols} from entries e where e.rowid in ({','.join('?' * len(ids))})", ids)}
-    return [decode(dict(zip(PUBLIC_FIELDS, rows[i]))) for i in ids if i in rows]
+    return [_entry(rows[i]) for i in ids if i in rows]
 
 
-def _few_matches(lib: Library, match: str) -> bool:
+def _few_matches(lib: LibraryFolder, match: str) -> bool:
     """Whether ranking the matches is cheap: bm25 scores every match before the limit.
 
     A one-letter or very common word matches a large share of a 100k library;
@@ -174,9 +174,9 @@ def cjk_runs(text: str) -> list[str]:
     return _CJK_RUN.findall(text)
 
 
-def _search_cjk(lib: Library, query: str, runs: list[str], *, limit: int, category: str | None,
-                base: str | None, fmt: str | None) -> list[dict]:
-    """Rows whose text holds every CJK run of ``query`` and every other word in it.
+def _search_cjk(lib: LibraryFolder, query: str, runs: list[str], *, limit: int, category: str | None,
+                base: str | None, fmt: str | None) -> list[Entry]:
+    """Entries whose text holds every CJK run of ``query`` and every other word in it.
 
     All of it runs on the trigram table, which holds only the rows with CJK text:
     terms of three or more characters through its index, shorter ones (which
@@ -200,10 +200,11 @@ def _search_cjk(lib: Library, query: str, runs: list[str], *, limit: int, catego
             clauses.append("instr(lower(c.text), ?) > 0")
             args.append(term.lower())
     where, filter_args = _filters(category=category, base=base, fmt=fmt, table="e")
-    sql = ("select e.* from entries_cjk c join entries e on e.rowid = c.rowid where "
+    cols = ", ".join(f"e.[{f}]" for f in PUBLIC_FIELDS)
+    sql = (f"select {cols} from entries_cjk c join entries e on e.rowid = c.rowid where "
            + " and ".join(clauses) + where.replace(" where ", " and ", 1)
            + f" order by c.rowid limit {int(limit)}")
-    return [public(decode(r)) for r in lib.db.query(sql, [*args, *filter_args])]
+    return [_entry(r) for r in lib.db.execute(sql, [*args, *filter_args])]
 
 
 def fts_query(text: str) -> str:
@@ -226,7 +227,7 @@ def is_path_arg(text: str) -> bool:
     return "/" in text or os.sep in text or text.startswith((".", "~"))
 
 
-def resolve(lib: Library, name_or_path: str) -> str:
+def resolve(lib: LibraryFolder, name_or_path: str) -> str:
     """The library path of an entry given by its name (the file stem) or a path."""
     db = lib.db
     if is_path_arg(name_or_path):
@@ -267,39 +268,36 @@ def _named(db, name: str) -> list[str]:
     return [r["path"] for r in db.query("select path from entries where name = ?", [name])]
 
 
-def show(lib: Library, name_or_path: str) -> dict:
-    """Everything known about one entry, with the source of each field."""
+def get(lib: LibraryFolder, name_or_path: str) -> Entry:
+    """The entry given by its name or path, every column of it."""
     rel = resolve(lib, name_or_path)
-    row = decode(next(lib.db.query("select * from entries where path = ?", [rel])))
-    out = public(row)
-    for key in ("title", "description", "negative_prompt", "themes", "tags", "type",
-                "base_model_claim", "license", "parents", "training", "evidence",
-                "alpha_source", "has_conv", "data_size", "sources", "card_digest"):
-        out[key] = row.get(key)
-    out["has_conv"] = bool(out["has_conv"])
+    return Entry.from_row(decode(next(lib.db.query("select * from entries where path = ?", [rel]))))
+
+
+def show(lib: LibraryFolder, name_or_path: str) -> EntryDetails:
+    """Everything known about one entry, with the source of each field."""
+    entry = get(lib, name_or_path)
+    rel = entry.path
     meta = list(lib.db.query("select metadata from header_metadata where path = ?", [rel]))
-    weights = lib.abspath(rel) / "adapter_model.safetensors" if row.get("kind") == "folder" \
+    weights = lib.abspath(rel) / "adapter_model.safetensors" if entry.kind == "folder" \
         else lib.abspath(rel)
-    out["metadata"], problem = stored_metadata.full(meta[0]["metadata"] if meta else None, weights,
-                                                    row.get("header_digest"))
-    if problem:
-        out["warnings"] = out["warnings"] + [problem]
+    metadata, problem = stored_metadata.full(meta[0]["metadata"] if meta else None, weights,
+                                             entry.header_digest)
+    warnings = entry.warnings + [problem] if problem else entry.warnings
     hashes = list(lib.db.query("select sha256, autov2, tensor_sha256, size, mtime_ns from hashes "
                                "where path = ?", [rel]))
-    out["hashes"] = _fresh_hashes(hashes[0], row) if hashes else None
-    if row.get("alpha") is None and row.get("rank") and row.get("format") == "diffusers":
-        out["warnings"] = out["warnings"] + [
-            "no alpha stored: loaders assume alpha = rank (scale 1.0)"]
-    return out
+    if entry.alpha is None and entry.rank and entry.format == "diffusers":
+        warnings = warnings + ["no alpha stored: loaders assume alpha = rank (scale 1.0)"]
+    return EntryDetails(entry, metadata, _fresh_hashes(hashes[0], entry) if hashes else None, warnings)
 
 
-def _fresh_hashes(h: dict, row: dict) -> dict | None:
-    if h["size"] != row["size"] or h["mtime_ns"] != row["mtime_ns"]:
+def _fresh_hashes(h: dict, entry: Entry) -> dict | None:
+    if h["size"] != entry.size or h["mtime_ns"] != entry.mtime_ns:
         return None
     return {"sha256": h["sha256"], "autov2": h["autov2"], "tensor_sha256": h["tensor_sha256"]}
 
 
-def _is_rel_known(lib: Library, text: str) -> bool:
+def _is_rel_known(lib: LibraryFolder, text: str) -> bool:
     return bool(list(lib.db.query("select 1 from entries where path = ?", [text.rstrip("/")])))
 
 

@@ -15,19 +15,14 @@ from catalog.cards.sidecars import read_entry_cards
 from catalog.index.analyze import analyze
 from catalog.index.analyze import forget as forget_headers
 from catalog.index.db import JSON_COLUMNS, decode  # noqa: F401  (decode: re-exported for callers of rows)
+from catalog.index.entry import CARD_FIELDS, LIST_FIELDS, blank_facts
 from catalog.detect.metadata_claims import claim_family
-from catalog.index.library import Library
+from catalog.index.library_folder import LibraryFolder
 from catalog.detect.registry import sdxl_variant
 from catalog.index.stored_metadata import bounded, bounded_field
 from catalog.index.walk import Candidate, category_theme, entry_name
 from catalog.index.row_codec import fact_sources, pack
 
-CARD_FIELDS = (
-    "title", "description", "trigger_words", "strength", "strength_range", "negative_prompt",
-    "notes", "themes", "tags", "type", "base_model_claim", "source", "license", "parents",
-    "training",
-)
-LIST_FIELDS = {"trigger_words", "themes", "tags", "parents"}
 
 #: per-process cache of parsed folder READMEs and folder listings, for one scan
 _README_CACHE: dict = {}
@@ -62,13 +57,7 @@ def build_row(cand: Candidate, facts: dict) -> tuple[dict, dict]:
     row = {
         "path": cand.rel, "kind": cand.kind, "category": category, "theme": theme,
         "name": entry_name(cand.rel), "size": cand.size, "mtime_ns": cand.mtime_ns,
-        "inode": cand.inode, "sidecar_sig": cand.sidecar_sig,
-        "format": None, "network": None, "base_model": "unknown", "base_model_name": None,
-        "base_variant": None, "arch": None, "model_kind": None, "base_candidates": [],
-        "evidence": None, "rank": None, "alpha": None, "alpha_source": None, "dtype": None,
-        "tensor_count": None, "parts": [], "has_conv": 0, "data_size": None,
-        "header_digest": None, "warnings": [], "error": None,
-        "header_fields": {}, "header_sources": {},
+        "inode": cand.inode, "sidecar_sig": cand.sidecar_sig, **blank_facts(),
     }
     metadata = facts.pop("metadata", {}) or {}
     row.update(facts)
@@ -77,7 +66,7 @@ def build_row(cand: Candidate, facts: dict) -> tuple[dict, dict]:
     return _encode(row), {"path": cand.rel, "metadata": orjson.dumps(bounded(metadata)).decode()}
 
 
-def reread_cards(lib: Library, cand: Candidate) -> dict | None:
+def reread_cards(lib: LibraryFolder, cand: Candidate) -> dict | None:
     """Re-merge sidecars of an entry whose weights did not change."""
     found = list(lib.db.query("select * from entries where path = ?", [cand.rel]))
     if not found:

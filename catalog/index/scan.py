@@ -21,7 +21,7 @@ import multiprocessing
 
 from catalog.index.analyze import cpu_workers
 from catalog.errors import CatalogError
-from catalog.index.library import Library
+from catalog.index.library_folder import LibraryFolder
 from catalog.index.rows import forget, index_rows, reread_cards
 from catalog.index.walk import Candidate, WalkReport, walk
 from catalog.index.worker_guard import die_with
@@ -46,7 +46,7 @@ class ScanSummary:
     cancelled: bool = False
 
 
-def run_scan(lib: Library, **kwargs) -> ScanSummary:
+def run_scan(lib: LibraryFolder, **kwargs) -> ScanSummary:
     """Run ``scan`` to the end, ignoring progress."""
     gen = scan(lib, **kwargs)
     while True:
@@ -56,7 +56,7 @@ def run_scan(lib: Library, **kwargs) -> ScanSummary:
             return stop.value
 
 
-def scan(lib: Library, *, cancel: Callable[[], bool] | None = None,
+def scan(lib: LibraryFolder, *, cancel: Callable[[], bool] | None = None,
          full: bool = False, wait: bool = True) -> Generator[Progress, None, ScanSummary]:
     """Index the library. ``full`` re-reads every file even when unchanged; ``wait=False``
     raises ``IndexBusy`` instead of waiting for another scan to finish."""
@@ -190,7 +190,7 @@ def _worker_context():
     return ctx
 
 
-def _carry_hashes(lib: Library, removed: list[str], rows: list[dict]) -> None:
+def _carry_hashes(lib: LibraryFolder, removed: list[str], rows: list[dict]) -> None:
     """A file moved or renamed keeps its cached hashes (same size + header)."""
     if not removed or not rows:
         return
@@ -210,7 +210,7 @@ def _carry_hashes(lib: Library, removed: list[str], rows: list[dict]) -> None:
                            [row["path"], row["mtime_ns"], old])
 
 
-def _write(lib: Library, rows: list[dict], metas: list[dict], removed: list[str]) -> None:
+def _write(lib: LibraryFolder, rows: list[dict], metas: list[dict], removed: list[str]) -> None:
     """One transaction: replace the rows (delete + insert, so the FTS triggers see both)."""
     db = lib.db
     cols = _entry_columns(lib)
@@ -230,5 +230,5 @@ def _delete(db, table: str, paths: list[str]) -> None:
         db.execute(f"delete from [{table}] where path in ({','.join('?' * len(part))})", part)
 
 
-def _entry_columns(lib: Library) -> list[str]:
+def _entry_columns(lib: LibraryFolder) -> list[str]:
     return [row[1] for row in lib.db.execute("pragma table_info(entries)")]

@@ -122,7 +122,7 @@ def bake_into_model(lib: Library, items: list, base: Path, out: Path, *,
 def _family(items: list, keys: set[str]) -> str | None:
     if any(k.startswith("conditioner.embedders.1.") for k in keys):
         return "sdxl"
-    bases = {i.entry.get("base_model") for i in items} - {None, "unknown"}
+    bases = {i.entry.base_model for i in items} - {None, "unknown"}
     return bases.pop() if len(bases) == 1 else None
 
 

@@ -23,6 +23,7 @@ from catalog.index.library import Library
 from catalog.detect.registry import FAMILIES
 from catalog.files.safetensors_writer import encode_floats, write_safetensors
 from catalog.progress import Progress, Work
+from catalog.index.entry import Entry
 
 from .errors import MixError, OutputDirMissing, OutputExists
 from .merge import (
@@ -40,7 +41,7 @@ class BlendItem:
     rel: str  # library path
     name: str
     weight: float
-    entry: dict  # the `show --json` object
+    entry: Entry
 
 
 @dataclass
@@ -63,12 +64,12 @@ def resolve_items(lib: Library, specs: list) -> list[BlendItem]:
         rel = lib.resolve(spec.name)
         weight = spec.weight if spec.weight is not None else default_weight(lib, rel)
         entry = lib.get(rel)
-        items.append(BlendItem(rel, entry["name"], float(weight), entry))
+        items.append(BlendItem(rel, entry.name, float(weight), entry))
     return items
 
 
 def blend_family(items: list[BlendItem], loras: list) -> str | None:
-    bases = {i.entry.get("base_model") for i in items} - {None, "unknown"}
+    bases = {i.entry.base_model for i in items} - {None, "unknown"}
     if len(bases) == 1:
         return bases.pop()
     if any(part == TE2 for lora in loras for part, _ in lora.modules):
@@ -228,7 +229,7 @@ def _enter_catalog(lib: Library, items: list[BlendItem], out: Path, slot: CardSl
     parents = [i.rel for i in items]
     triggers: list[str] = []
     for i in items:
-        for word in i.entry.get("trigger_words") or []:
+        for word in i.entry.trigger_words or []:
             if word not in triggers:
                 triggers.append(word)
     how = f"SVD to rank {rank}" if rank is not None else "exact rank concatenation"

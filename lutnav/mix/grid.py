@@ -114,13 +114,13 @@ def grid_entry(lib: Library, name: str, weights: list[float], settings, *,
 
     rel, entry, file = image_entry(lib, name)
     if checkpoints:
-        models, skipped = checkpoints_in(checkpoints, lib, entry.get("base_model"))
+        models, skipped = checkpoints_in(checkpoints, lib, entry.base_model)
         for text in skipped if note is not None else ():
             note(text)
     else:
-        models = [model_for(lib, entry["base_model"], model)]
+        models = [model_for(lib, entry.base_model, model)]
     prompt = settings.prompt or default_prompt([entry])
-    negative = settings.negative_prompt or entry.get("negative_prompt") or ""
+    negative = settings.negative_prompt or entry.negative_prompt or ""
     out = Path(out) if out else file.with_name(f"{file.stem}.grid.png")
     if not out.parent.is_dir():
         raise MixError(f"folder {out.parent} does not exist", path=out)

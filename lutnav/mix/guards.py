@@ -15,6 +15,7 @@ from itertools import combinations
 from pathlib import Path
 
 from catalog.detect.registry import IMAGE_FAMILIES
+from catalog.index.entry import Entry
 
 DEFAULTS = {"max_loras": 2, "max_total": 1.0, "weight_range": (-2.0, 2.0)}
 CONFIG_HINT = "[mix] in .lutnav/config.toml"
@@ -60,20 +61,20 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def entry_problem(entry: dict, name: str | None = None) -> str | None:
+def entry_problem(entry: Entry, name: str | None = None) -> str | None:
     """Why an entry's weights cannot be used — broken or a pickle — in the words every verb
     uses (mix, prompt, export, preview), or ``None`` when they can."""
-    name = name or entry.get("name") or entry.get("path")
-    if entry.get("error"):
-        return f"{name} is broken: {entry['error']} — fix or remove the file"
-    if entry.get("format") == "pickle":
+    name = name or entry.name or entry.path
+    if entry.error:
+        return f"{name} is broken: {entry.error} — fix or remove the file"
+    if entry.format == "pickle":
         return f"{name} is a pickle file that lutnav never loads — use a .safetensors version of it"
     return None
 
 
-def check_blend(entries: list[dict], weights: list[float], config: dict | None = None, *,
+def check_blend(entries: list[Entry], weights: list[float], config: dict | None = None, *,
                 force: bool = False, modules: list[set] | None = None) -> Verdict:
-    """Judge a blend of ``entries`` (``ls --json`` dicts) at ``weights``.
+    """Judge a blend of ``entries`` (``Entry`` objects) at ``weights``.
 
     ``config`` is the library config (its ``[mix]`` table is read). ``modules``, when
     given, holds each entry's set of adapted layers (see :func:`module_set`) for the
@@ -84,7 +85,7 @@ def check_blend(entries: list[dict], weights: list[float], config: dict | None =
     limits = mix_config(config)
     v = Verdict()
     soft: list[tuple[str, str]] = []  # (what is wrong, how to pass it)
-    names = [e.get("name") or e.get("path") for e in entries]
+    names = [e.name or e.path for e in entries]
 
     for e, name in zip(entries, names):
         problem = entry_problem(e, name)
@@ -92,7 +93,7 @@ def check_blend(entries: list[dict], weights: list[float], config: dict | None =
             v.refusals.append(problem)
     seen: dict[str, str] = {}
     for e, name in zip(entries, names):
-        key = e.get("path") or name
+        key = e.path or name
         if key in seen:
             v.refusals.append(f"{name} is in the blend twice — give it once with the summed weight")
         seen[key] = name
@@ -120,7 +121,7 @@ def check_blend(entries: list[dict], weights: list[float], config: dict | None =
         v.refusals += [f"{what} — {fix}" for what, fix in soft]
 
     for e, name, w in zip(entries, names, weights):
-        rng = e.get("strength_range")
+        rng = e.strength_range
         if rng and math.isfinite(w) and not rng[0] <= w <= rng[1]:
             v.warnings.append(f"weight {w:g} of {name} is outside its card's strength_range "
                               f"[{rng[0]:g}, {rng[1]:g}]")
@@ -129,11 +130,11 @@ def check_blend(entries: list[dict], weights: list[float], config: dict | None =
     return v
 
 
-def _check_bases(entries: list[dict], names: list[str], v: Verdict) -> None:
+def _check_bases(entries: list[Entry], names: list[str], v: Verdict) -> None:
     known: dict[str, list[str]] = {}
     for e, name in zip(entries, names):
-        base = e.get("base_model") or "unknown"
-        if e.get("error") or e.get("format") == "pickle":
+        base = e.base_model or "unknown"
+        if e.error or e.format == "pickle":
             continue
         if base == "unknown":
             v.warnings.append(f"{name}: base model unknown — lutnav cannot check it fits the others")
@@ -147,11 +148,11 @@ def _check_bases(entries: list[dict], names: list[str], v: Verdict) -> None:
         v.refusals.append(f"base models differ: {what} — {why} (--force does not pass this)")
 
 
-def _check_overlap(entries: list[dict], names: list[str], modules: list[set] | None,
+def _check_overlap(entries: list[Entry], names: list[str], modules: list[set] | None,
                    v: Verdict) -> None:
     if len(entries) < 2 or v.refusals and any("base models differ" in r for r in v.refusals):
         return
-    sets = modules if modules is not None else [set(e.get("parts") or []) for e in entries]
+    sets = modules if modules is not None else [set(e.parts or []) for e in entries]
     for (i, a), (j, b) in combinations(enumerate(sets), 2):
         if a and b and not a & b:
             v.notes.append(f"{names[i]} and {names[j]} touch no common module: "

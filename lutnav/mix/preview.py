@@ -16,6 +16,7 @@ from pathlib import Path
 from catalog.files.durable import atomic_write
 from catalog.index.library import Library
 from catalog.progress import Progress, Work
+from catalog.index.entry import Entry
 
 from .errors import MissingExtra, MixError
 
@@ -283,10 +284,10 @@ def save_png(image, path: Path, parameters: str) -> Path:
     return path
 
 
-def default_prompt(entries: list[dict]) -> str:
+def default_prompt(entries: list[Entry]) -> str:
     words: list[str] = []
     for e in entries:
-        words += [w for w in e.get("trigger_words") or [] if w not in words]
+        words += [w for w in e.trigger_words or [] if w not in words]
     return ", ".join([DEFAULT_PROMPT, *words])
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from catalog.index.entry import Entry
 from catalog.errors import CatalogError
 from catalog.progress import Work
 
@@ -38,7 +39,7 @@ def run(request: MixRequest, *, say: Callable[[Line], None] | None = None) -> Wo
 
         settings = preview_defaults(replace(request.preview), lib)
     items = resolve_items(lib, list(request.specs))
-    adapters = bool(items) and all(i.entry.get("base_model") == "llm" for i in items)
+    adapters = bool(items) and all(i.entry.base_model == "llm" for i in items)
     out = request.out
     if out is not None and not adapters:
         check_output(out, overwrite=request.overwrite)
@@ -54,7 +55,7 @@ def run(request: MixRequest, *, say: Callable[[Line], None] | None = None) -> Wo
     if settings is not None:
         from .preview import model_for, require_diffusers
 
-        bases = {i.entry.get("base_model") for i in items} - {"unknown", None}
+        bases = {i.entry.base_model for i in items} - {"unknown", None}
         model_for(lib, bases.pop() if len(bases) == 1 else None, request.model)  # before torch loads
         require_diffusers()
 
@@ -82,8 +83,8 @@ def run(request: MixRequest, *, say: Callable[[Line], None] | None = None) -> Wo
     return result
 
 
-def _modules_or_empty(path: Path, entry: dict) -> set:
-    if entry.get("error") or entry.get("format") == "pickle":
+def _modules_or_empty(path: Path, entry: Entry) -> set:
+    if entry.error or entry.format == "pickle":
         return set()
     return module_set(path)
 

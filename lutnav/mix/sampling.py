@@ -28,8 +28,8 @@ def image_entry(lib: Library, name: str) -> tuple[str, dict, Path]:
     problem = entry_problem(entry)
     if problem:
         raise MixError(problem)
-    if entry.get("base_model") == "llm" or entry.get("kind") == "folder":
-        raise MixError(f"{entry['name']} is an LLM adapter; previews are images",
+    if entry.base_model == "llm" or entry.kind == "folder":
+        raise MixError(f"{entry.name} is an LLM adapter; previews are images",
                        hint="preview image LoRAs (SD1/SD2/SDXL)")
     return rel, entry, lib.abspath(rel)
 
@@ -38,11 +38,11 @@ def preview_entry(lib: Library, name: str, s: Settings, *,
                   model: str | None = None) -> Work[list[Path]]:
     """Sample ``name`` at its card strength and store the image as one of its previews."""
     rel, entry, file = image_entry(lib, name)
-    base_model = model_for(lib, entry["base_model"], model)
-    weight = entry.get("strength") if entry.get("strength") is not None else 1.0
-    shot = Shot(entry["name"], [(file, file.stem, float(weight))], free_preview_path(file, is_folder=False),
+    base_model = model_for(lib, entry.base_model, model)
+    weight = entry.strength if entry.strength is not None else 1.0
+    shot = Shot(entry.name, [(file, file.stem, float(weight))], free_preview_path(file, is_folder=False),
                 s.prompt or default_prompt([entry]),
-                s.negative_prompt or entry.get("negative_prompt") or "")
+                s.negative_prompt or entry.negative_prompt or "")
     paths = yield from run_shots(base_model, [shot], s)
     record_previews(file, paths)
     lib.scan_all()
@@ -65,14 +65,14 @@ def record_previews(file: Path, paths: list[Path]) -> None:
 def preview_blend(lib: Library, items: list, s: Settings, *, model: str | None = None,
                   out_dir: Path | None = None, merged: Path | None = None) -> Work[list[Path]]:
     """Each LoRA alone at its weight, then the blend (or the merged file at 1.0)."""
-    bases = {i.entry.get("base_model") for i in items} - {"unknown", None}
+    bases = {i.entry.base_model for i in items} - {"unknown", None}
     base_model = model_for(lib, bases.pop() if len(bases) == 1 else None, model)
     out_dir = Path(out_dir) if out_dir else lib.root / ".lutnav" / "previews"
     out_dir.mkdir(parents=True, exist_ok=True)
     label = "+".join(i.name for i in items)
     prompt = s.prompt or default_prompt([i.entry for i in items])
     negative = s.negative_prompt or ", ".join(
-        i.entry["negative_prompt"] for i in items if i.entry.get("negative_prompt"))
+        i.entry.negative_prompt for i in items if i.entry.negative_prompt)
     files = [(lib.abspath(i.rel), Path(i.rel).stem, i.weight) for i in items]
     shots = [Shot(f"{i.name}:{i.weight:g}", [f], out_dir / f"{label}.{i.name}.png", prompt, negative)
              for i, f in zip(items, files)]

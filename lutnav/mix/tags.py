@@ -12,7 +12,7 @@ def tag_line(items: list) -> str:
     tags = [tag(_file_stem(i.rel), i.weight) for i in items]
     words: list[str] = []
     for i in items:
-        for word in i.entry.get("trigger_words") or []:
+        for word in i.entry.trigger_words or []:
             word = prompt_text(word).strip()
             if word and word not in words:
                 words.append(word)

@@ -18,6 +18,7 @@ import orjson
 from catalog.files.durable import atomic_write
 from catalog.cards.readme_card import find_section, parse_readme, section_text
 from catalog.cards.sidecars import FOLDER_README
+from catalog.index.entry import Entry
 
 from .errors import PullError
 from .place import user_component
@@ -41,7 +42,7 @@ class ExportManifest:
                              "has_card": self.has_card}, option=orjson.OPT_INDENT_2)
 
 
-def manifest_for(entry: Path, info: dict, has_card: bool) -> ExportManifest:
+def manifest_for(entry: Path, info: Entry, has_card: bool) -> ExportManifest:
     """The manifest of one entry: its place and its section of the folder README."""
     section = None
     readme = entry.parent / FOLDER_README
@@ -52,7 +53,7 @@ def manifest_for(entry: Path, info: dict, has_card: bool) -> ExportManifest:
             text = ""
         stem = entry.name if entry.is_dir() else entry.stem
         section = section_text(text, stem)
-    return ExportManifest(info.get("category"), info.get("theme"), info["name"], section, has_card)
+    return ExportManifest(info.category, info.theme, info.name, section, has_card)
 
 
 def parse_manifest(data: bytes, label: str) -> ExportManifest:

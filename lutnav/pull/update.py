@@ -21,6 +21,7 @@ from catalog.files.header import read_header
 from catalog.index.library import Library
 from catalog.progress import Work
 from catalog.cards.sidecars import card_path
+from catalog.index.entry import Entry
 
 from . import hub
 from .choose import candidates
@@ -44,12 +45,12 @@ class Outdated:
     latest: str  # what the repo's main branch is at now
 
 
-def tracked(lib: Library) -> list[tuple[dict, str, str]]:
+def tracked(lib: Library) -> list[tuple[Entry, str, str]]:
     """(entry, repo, commit) for every entry whose card names a Hub commit."""
     out = []
     for entry in lib.entries():
-        match = SOURCE_RE.match(entry.get("source") or "")
-        if match and entry.get("format") != "pickle":
+        match = SOURCE_RE.match(entry.source or "")
+        if match and entry.format != "pickle":
             out.append((entry, match["repo"], match["commit"]))
     return out
 
@@ -67,7 +68,7 @@ def find_outdated(lib: Library) -> tuple[list[Outdated], list[str], int]:
             except PullError as exc:
                 latest[repo] = None
                 problems.append(str(exc))
-    out = [Outdated(e["path"], e["name"], repo, commit, latest[repo])  # type: ignore[arg-type]
+    out = [Outdated(e.path, e.name, repo, commit, latest[repo])  # type: ignore[arg-type]
            for e, repo, commit in items if latest[repo] and latest[repo] != commit]
     return out, problems, sum(1 for _, repo, _ in items if latest[repo])
 

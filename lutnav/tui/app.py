@@ -18,6 +18,7 @@ from catalog.index.browse import open_card
 from catalog.errors import CatalogError
 from catalog.index.library import Library
 from catalog.cards.sidecars import card_path
+from catalog.index.entry import Entry
 from lutnav.prompt_tags import default_weight, tag
 
 from .background import Background
@@ -112,7 +113,7 @@ class LutnavApp(ViewLoading, Background, App):
     def on_entry_table_highlighted(self, event: EntryTable.Highlighted) -> None:
         if self._detail_timer is not None:
             self._detail_timer.stop()
-        path = event.row["path"] if event.row else None
+        path = event.row.path if event.row else None
         # a short pause coalesces key repeats: holding ↓ reads one entry, not fifty
         pane = self.query_one(DetailPane)
         self._detail_timer = pane.set_timer(0.05, lambda: self._show_detail(path))
@@ -126,13 +127,13 @@ class LutnavApp(ViewLoading, Background, App):
             pane.show_message("nothing matches" if self.view.query else "nothing here")
             return
         try:
-            pane.show_info(self.lib.get(path), self.lib.root)
+            pane.show_info(self.lib.details(path), self.lib.root)
         except (CatalogError, sqlite3.Error, OSError) as err:
             pane.show_message(str(err), error=True)
 
     # --- actions -----------------------------------------------------------------
 
-    def _entry(self) -> dict | None:
+    def _entry(self) -> Entry | None:
         row = self.query_one(EntryTable).current
         if row is None:
             self.notify("no entry selected", severity="warning")
@@ -142,7 +143,7 @@ class LutnavApp(ViewLoading, Background, App):
         """The entry full-screen: every field with its source, large previews, the actions."""
         row = self._entry()
         if row is not None and not self._refuse_if_gone():
-            self.push_screen(EntryScreen(row["path"]))
+            self.push_screen(EntryScreen(row.path))
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()
@@ -164,8 +165,8 @@ class LutnavApp(ViewLoading, Background, App):
         if row is None:
             return
         try:
-            entry = self.lib.get(row["path"])
-            added = self.basket.toggle(entry, default_weight(self.lib, row["path"]))
+            entry = self.lib.get(row.path)
+            added = self.basket.toggle(entry, default_weight(self.lib, row.path))
         except (CatalogError, sqlite3.Error) as err:
             self.notify(str(err), severity="error")
             return
@@ -173,7 +174,7 @@ class LutnavApp(ViewLoading, Background, App):
         table.marked = self.basket.paths
         table.refresh()
         self.query_one(BasketPanel).rebuild()
-        self.notify(f"{'added' if added else 'removed'} {row['name']}", timeout=2)
+        self.notify(f"{'added' if added else 'removed'} {row.name}", timeout=2)
 
     def action_copy_prompt(self) -> None:
         if self.basket.items:
@@ -182,7 +183,7 @@ class LutnavApp(ViewLoading, Background, App):
             row = self._entry()
             if row is None:
                 return
-            line = tag(row["name"], default_weight(self.lib, row["path"]))
+            line = tag(row.name, default_weight(self.lib, row.path))
         self.copy_to_clipboard(line)
         self.notify(f"copied: {line}", timeout=3)
 
@@ -191,7 +192,7 @@ class LutnavApp(ViewLoading, Background, App):
         if row is None or self._refuse_if_gone():
             return
         try:
-            draft = open_card(card_path(self.lib.abspath(row["path"])))
+            draft = open_card(card_path(self.lib.abspath(row.path)))
         except (CatalogError, OSError) as err:
             self.notify(str(err), severity="error")
             return
@@ -199,14 +200,14 @@ class LutnavApp(ViewLoading, Background, App):
         def saved(ok: bool | None) -> None:
             if ok:
                 self.notify(f"saved {draft.path.name}", timeout=3)
-                self.rescan(keep=row["path"], quiet=True)
+                self.rescan(keep=row.path, quiet=True)
 
-        self.push_screen(CardForm(draft, row["name"]), saved)
+        self.push_screen(CardForm(draft, row.name), saved)
 
     def action_rescan(self) -> None:
         if not self._refuse_if_gone():
             current = self.query_one(EntryTable).current
-            self.rescan(keep=current["path"] if current else None)
+            self.rescan(keep=current.path if current else None)
 
     def action_preview(self) -> None:
         """The basket as a blend (after the same guards as ``lutnav mix``), else the entry alone."""
@@ -221,7 +222,7 @@ class LutnavApp(ViewLoading, Background, App):
             row = self._entry()
             if row is None:
                 return
-            specs = [row["path"]]
+            specs = [row.path]
         if not self._refuse_if_gone():
             self.preview(specs)
 

@@ -86,7 +86,7 @@ class Background:
             return
         self.notify("preview written: " + ", ".join(str(p) for p in paths), timeout=8)
         current = self.query_one(EntryTable).current
-        self.reload(keep=current["path"] if current else None)
+        self.reload(keep=current.path if current else None)
 
     def _job_failed(self, message: str) -> None:
         self._idle()

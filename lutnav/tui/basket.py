@@ -10,22 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from catalog.errors import CatalogError
+from catalog.index.entry import Entry
 from lutnav.mix.guards import Verdict, check_blend
 from lutnav.prompt_tags import parse_spec, tag
 
 
 @dataclass
 class BasketItem:
-    entry: dict  # the ``lib.get`` object
+    entry: Entry
     weight: float
 
     @property
     def path(self) -> str:
-        return self.entry["path"]
+        return self.entry.path
 
     @property
     def name(self) -> str:
-        return self.entry.get("name") or self.path
+        return self.entry.name or self.path
 
 
 @dataclass
@@ -39,10 +40,10 @@ class Basket:
     def paths(self) -> set[str]:
         return {i.path for i in self.items}
 
-    def toggle(self, entry: dict, weight: float) -> bool:
+    def toggle(self, entry: Entry, weight: float) -> bool:
         """Add the entry, or take it out when it is already in; True when added."""
         for i, item in enumerate(self.items):
-            if item.path == entry["path"]:
+            if item.path == entry.path:
                 del self.items[i]
                 return False
         self.items.append(BasketItem(entry, weight))

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from catalog.index.entry import Entry, EntryDetails
 from lutnav.output import human_size
 
 #: card fields in the order a person reads them
@@ -44,33 +45,33 @@ def _size(n: int | None) -> str:
     return f"{n:,} bytes" if n < 1024 * 1024 else f"{human_size(n)} ({n:,} bytes)"
 
 
-def header_rows(info: dict) -> list[tuple[str, str, str]]:
+def header_rows(info: Entry) -> list[tuple[str, str, str]]:
     """(label, value, where it came from) for the facts read from the weights themselves."""
-    sources = info.get("sources") or {}
-    net = info.get("network")
-    fmt = f"{info['format']} ({net})" if net and net != info.get("format") else _text(info.get("format"))
-    base = _text(info.get("base_model"))
-    extra = [x for x in (info.get("base_variant"), info.get("arch"), info.get("model_kind")) if x]
+    sources = info.sources or {}
+    net = info.network
+    fmt = f"{info.format} ({net})" if net and net != info.format else _text(info.format)
+    base = _text(info.base_model)
+    extra = [x for x in (info.base_variant, info.arch, info.model_kind) if x]
     if extra:
         base += f" ({', '.join(extra)})"
-    elif info.get("base_candidates") and base == "unknown":
-        base += f" ({' or '.join(info['base_candidates'])})"
-    if info.get("base_model_name"):
-        base += f" — {info['base_model_name']}"
-    alpha = _text(info.get("alpha")) or "—"
+    elif info.base_candidates and base == "unknown":
+        base += f" ({' or '.join(info.base_candidates)})"
+    if info.base_model_name:
+        base += f" — {info.base_model_name}"
+    alpha = _text(info.alpha) or "—"
     rows = [
-        ("format", fmt, sources.get("format", "")), ("base", base, info.get("evidence") or ""),
-        ("rank", _text(info.get("rank")), sources.get("rank", "")),
-        ("alpha", alpha, info.get("alpha_source") or ""), ("dtype", _text(info.get("dtype")), ""),
-        ("tensors", _text(info.get("tensor_count")), ""), ("parts", _text(info.get("parts")), ""),
-        ("size", _size(info.get("size")), ""),
+        ("format", fmt, sources.get("format", "")), ("base", base, info.evidence or ""),
+        ("rank", _text(info.rank), sources.get("rank", "")),
+        ("alpha", alpha, info.alpha_source or ""), ("dtype", _text(info.dtype), ""),
+        ("tensors", _text(info.tensor_count), ""), ("parts", _text(info.parts), ""),
+        ("size", _size(info.size), ""),
     ]
     return [r for r in rows if r[1]]
 
 
-def card_rows(info: dict) -> list[tuple[str, str, str]]:
-    sources = info.get("sources") or {}
-    rows = [(label, _text(info.get(key)), sources.get(key, "")) for label, key in CARD_ROWS]
+def card_rows(info: Entry) -> list[tuple[str, str, str]]:
+    sources = info.sources or {}
+    rows = [(label, _text(getattr(info, key)), sources.get(key, "")) for label, key in CARD_ROWS]
     # an explicit "no trigger words" (a README's 无, an empty list in a card) is worth showing
     return [(label, value or ("none" if sources.get(key) and label == "trigger words" else value), src)
             for (label, value, src), (_, key) in zip(rows, CARD_ROWS)
@@ -101,18 +102,19 @@ class FieldList:
                 yield head + line
 
 
-def render_info(info: dict) -> Group:
-    """The pane's text for one ``lib.get`` object."""
-    parts: list = [Text(info["name"] or info["path"], style="bold"), Text(info["path"], style="dim")]
-    if info.get("error"):
-        parts.append(Text(f"✗ broken: {info['error']}", style="bold red"))
+def render_info(details: EntryDetails) -> Group:
+    """The pane's text for one entry (``lib.details``)."""
+    info = details.entry
+    parts: list = [Text(info.name or info.path, style="bold"), Text(info.path, style="dim")]
+    if info.error:
+        parts.append(Text(f"✗ broken: {info.error}", style="bold red"))
     card = card_rows(info)
     parts.append(FieldList("card", card) if card else Text("no card — press e to write one", style="dim"))
     parts.append(FieldList("header", header_rows(info)))
-    if info.get("warnings"):
+    if details.warnings:
         parts.append(Text("warnings", style="bold underline"))
-        parts.extend(Text(f"! {w}", style="yellow") for w in info["warnings"])
-    hashes = info.get("hashes")
+        parts.extend(Text(f"! {w}", style="yellow") for w in details.warnings)
+    hashes = details.hashes
     if hashes:
         parts.append(FieldList("hashes", [("AutoV2", hashes["autov2"], ""), ("sha256", hashes["sha256"], ""),
                                       ("tensors", hashes["tensor_sha256"], "")]))
@@ -134,9 +136,9 @@ class DetailPane(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(Text("nothing selected", style="dim"), id="detail-text")
 
-    def show_info(self, info: dict, root: Path) -> None:
-        self.query_one("#detail-text", Static).update(render_info(info))
-        self._show_preview(next((root / p for p in info.get("previews") or []
+    def show_info(self, details: EntryDetails, root: Path) -> None:
+        self.query_one("#detail-text", Static).update(render_info(details))
+        self._show_preview(next((root / p for p in details.entry.previews or []
                                  if (root / p).is_file()), None))
 
     def show_message(self, text: str, *, error: bool = False) -> None:

@@ -13,6 +13,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from catalog.index.entry import Entry, EntryDetails
+
 from .detail import FieldList, load_picture, render_info
 
 #: previews shown at most (a curated entry has one to four)
@@ -21,10 +23,10 @@ MAX_PREVIEWS = 4
 MAX_META_CHARS = 400
 
 
-def metadata_rows(info: dict) -> list[tuple[str, str, str]]:
+def metadata_rows(details: EntryDetails) -> list[tuple[str, str, str]]:
     """The header's ``__metadata__`` as (key, value, "") rows, long values cut."""
     rows = []
-    for key, value in sorted((info.get("metadata") or {}).items()):
+    for key, value in sorted((details.metadata or {}).items()):
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         if len(text) > MAX_META_CHARS:
             text = text[:MAX_META_CHARS] + f"… ({len(text):,} characters)"
@@ -66,7 +68,7 @@ class EntryScreen(Screen[None]):
         from catalog.errors import CatalogError
 
         try:
-            info = self.app.lib.get(self.path)
+            info = self.app.lib.details(self.path)
         except CatalogError as err:
             self.query_one("#entry-info", Static).update(Text(str(err), style="bold red"))
             return
@@ -74,13 +76,13 @@ class EntryScreen(Screen[None]):
         meta = metadata_rows(info)
         self.query_one("#entry-meta", Static).update(
             FieldList("header metadata", meta) if meta else Text("no header metadata", style="dim"))
-        self._show_previews(info)
+        self._show_previews(info.entry)
 
-    def _show_previews(self, info: dict) -> None:
+    def _show_previews(self, info: Entry) -> None:
         box = self.query_one("#entry-previews", Horizontal)
         box.remove_children()
         root: Path = self.app.lib.root
-        paths = [root / p for p in info.get("previews") or [] if (root / p).is_file()][:MAX_PREVIEWS]
+        paths = [root / p for p in info.previews or [] if (root / p).is_file()][:MAX_PREVIEWS]
         if not paths:
             box.mount(Static(Text("no previews — press p to sample one", style="dim")))
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -22,6 +23,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from catalog.index.entry import Entry
+
 from .paging import Pager
 from lutnav.output import human_size
 
@@ -30,25 +33,40 @@ def _num(v: float | None) -> str:
     return "" if v is None else f"{v:g}"
 
 
+def _text(v: str | None) -> str:
+    return v or ""
+
+
 @dataclass(frozen=True)
 class Column:
+    """One column of the table: an :class:`Entry` field (one the browser reads for its rows,
+    ``TABLE_FIELDS``), how its value is written, and how the column gives way when narrow."""
+
+    field: str
     title: str
-    sort_key: str | None
     width: int  # the least it may have
     keep: int  # smaller stays longer when the table is narrow
-    cell: Callable[[dict], str]
+    show: Callable[[Any], str] = _text
+    sortable: bool = True  # clicking the title sorts by the field
     flex: int = 0  # share of the spare width
     right: bool = False
 
+    @property
+    def sort_key(self) -> str | None:
+        return self.field if self.sortable else None
+
+    def cell(self, entry: Entry) -> str:
+        return self.show(getattr(entry, self.field))
+
 
 COLUMNS = (
-    Column("name", "name", 14, 0, lambda r: r["name"] or "", flex=3),
-    Column("base", "base_model", 7, 1, lambda r: r["base_model"] or ""),
-    Column("rank", "rank", 4, 2, lambda r: _num(r["rank"]), right=True),
-    Column("str", "strength", 4, 3, lambda r: _num(r["strength"]), right=True),
-    Column("format", "format", 9, 4, lambda r: r["format"] or ""),
-    Column("triggers", None, 10, 5, lambda r: ", ".join(r["trigger_words"] or []), flex=2),
-    Column("size", "size", 6, 6, lambda r: human_size(r["size"], compact=True), right=True),
+    Column("name", "name", 14, 0, flex=3),
+    Column("base_model", "base", 7, 1),
+    Column("rank", "rank", 4, 2, _num, right=True),
+    Column("strength", "str", 4, 3, _num, right=True),
+    Column("format", "format", 9, 4),
+    Column("trigger_words", "triggers", 10, 5, lambda v: ", ".join(v or []), sortable=False, flex=2),
+    Column("size", "size", 6, 6, lambda v: human_size(v, compact=True), right=True),
 )
 MARK_WIDTH = 2  # "✗ " broken, "● " in the basket, "! " warnings
 
@@ -93,7 +111,7 @@ class EntryTable(ScrollView, can_focus=True):
     cursor: reactive[int] = reactive(0, always_update=True, layout=False)
 
     class Highlighted(Message):
-        def __init__(self, row: dict | None) -> None:
+        def __init__(self, row: Entry | None) -> None:
             super().__init__()
             self.row = row
 
@@ -133,7 +151,7 @@ class EntryTable(ScrollView, can_focus=True):
         self.refresh()
 
     @property
-    def current(self) -> dict | None:
+    def current(self) -> Entry | None:
         try:
             return self.pager.row(self.cursor) if self.pager else None
         except sqlite3.Error:
@@ -195,12 +213,12 @@ class EntryTable(ScrollView, can_focus=True):
             row = None
         if row is None:
             return Strip.blank(width, base)
-        in_basket = row["path"] in self.marked
-        mark = "✗ " if row["error"] else "● " if in_basket else "! " if row["warnings"] else "  "
+        in_basket = row.path in self.marked
+        mark = "✗ " if row.error else "● " if in_basket else "! " if row.warnings else "  "
         cells = [fit(c.cell(row), w, c.right) for c, w in layout(width)]
         text = fit(mark + " ".join(cells), width)
         style = base
-        if row["error"]:
+        if row.error:
             style += self.get_component_rich_style("entry-table--broken")
         elif in_basket:
             style += self.get_component_rich_style("entry-table--basket")

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from catalog.index import browse
 from catalog.index.browse import View
 from catalog.index.library import Library
+from catalog.index.entry import Entry
 
 PAGE_SIZE = 100
 #: pages kept in memory (a screenful needs one or two; scrolling back reuses them)
@@ -22,21 +23,21 @@ class Pager:
     """Rows of one view, by position, never more than ``KEEP_PAGES`` pages in memory."""
 
     def __init__(self, lib: Library, view: View | None = None, *, total: int | None = None,
-                 first_page: list[dict] | None = None):
+                 first_page: list[Entry] | None = None):
         self.lib = lib
         self.view = view or View()
         self.total = browse.count(lib, self.view) if total is None else total
-        self._pages: OrderedDict[int, list[dict]] = OrderedDict()
+        self._pages: OrderedDict[int, list[Entry]] = OrderedDict()
         if first_page is not None:
             self._pages[0] = first_page
 
     @classmethod
-    def prepare(cls, lib: Library, view: View) -> tuple[int, list[dict]]:
+    def prepare(cls, lib: Library, view: View) -> tuple[int, list[Entry]]:
         """The count and first page of ``view``: the part of a view change worth doing off the UI thread."""
         total = browse.count(lib, view)
         return total, browse.page(lib, view, limit=PAGE_SIZE) if total else []
 
-    def row(self, index: int) -> dict | None:
+    def row(self, index: int) -> Entry | None:
         if not 0 <= index < self.total:
             return None
         number, within = divmod(index, PAGE_SIZE)

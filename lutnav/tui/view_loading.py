@@ -18,6 +18,7 @@ from catalog.index.browse import View
 from catalog.errors import CatalogError
 from catalog.index.library import Library
 from catalog.index.query import SORTABLE
+from catalog.index.entry import Entry
 
 from .entry_table import COLUMNS, EntryTable
 from .folder_tree import FolderTree
@@ -85,7 +86,7 @@ class ViewLoading:
             return
         if keep_cursor:
             current = self.query_one(EntryTable).current
-            self._show_view(current["path"] if current else None)
+            self._show_view(current.path if current else None)
         elif not self._loading:
             self._loading = True
             self._load_view(view)
@@ -100,7 +101,7 @@ class ViewLoading:
             total, first = None, None
         self.call_from_thread(self._view_loaded, view, total, first)
 
-    def _view_loaded(self, view: View, total: int | None, first: list[dict] | None) -> None:
+    def _view_loaded(self, view: View, total: int | None, first: list[Entry] | None) -> None:
         if view.key() != self.view.key():  # the user typed on while this ran: run the latest
             self._load_view(self.view)
             return
