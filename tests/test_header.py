@@ -205,6 +205,11 @@ def rewrites(content: bytes):
     yield "repeated name, earlier copy broken", raw_file('{"%s":"x",' % first + body[1:], data)
     yield "repeated field", raw_file(body.replace('"dtype":', '"dtype":"F32","dtype":', 1), data)
     yield "repeated metadata", raw_file(body[:-1] + ',"__metadata__":{}}', data)
+    size = len(data)
+    yield "metadata written as a tensor after the tensors", raw_file(
+        body[:-1] + ',"__metadata__":{"dtype":"U8","shape":[2],"data_offsets":[%d,%d]}}' % (size, size + 2),
+        data + b"\x00\x00")
+    yield variant("two negative dims that multiply back", set_field(last, "shape", [-1, -1] + doc[last]["shape"]))
     yield "repeated metadata key", raw_file(body.replace('"__metadata__":{', '"__metadata__":{"k":"1","k":"2",'), data)
     yield "repeated metadata key, earlier bad", raw_file(
         body.replace('"__metadata__":{', '"__metadata__":{"k":1,"k":"2",'), data)
