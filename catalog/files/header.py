@@ -17,7 +17,6 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Protocol

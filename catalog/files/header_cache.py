@@ -83,7 +83,7 @@ class HeaderCache:
         """Keep the table of a header just found valid, once its tensor part shows up a
         second time. The header's bytes are kept as they are (no copy of the tensor
         part), so the caller must not change them."""
-        meta_start, meta_end, rest_start, stop = span
+        _, meta_end, rest_start, stop = span
         if not meta_end and metadata:  # a metadata object after the tensors: the split missed it
             return
         key = _key(raw, rest_start, stop, data_size)

@@ -17,19 +17,25 @@ generic reader in ``catalog.files.header``, which decides as the reference libra
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec.structs import astuple
 
-from catalog.files.header_table import TensorTable, metadata_span, plain_table
+from catalog.files.header_table import DTYPE_SIZES, TensorTable, metadata_span, plain_table
 
 #: a zero dimension is refused here: the careful walk knows how the reference counts it
 _Dim = Annotated[int, msgspec.Meta(ge=1)]
 
 
+#: the whole-byte dtypes, decoded to one shared string each: the table's dtype column then
+#: compares by identity (is the file all one dtype?) instead of by text; sub-byte dtypes
+#: go to the generic reader
+_Dtype = Literal[tuple(DTYPE_SIZES)]
+
+
 class _Entry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    dtype: str
+    dtype: _Dtype
     shape: tuple[_Dim, ...]
     # no bound needed: offsets that tile the data from 0 to its size lie inside it
     data_offsets: tuple[int, int]
