@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import struct
 
@@ -351,6 +352,23 @@ def test_read_scalars_reads_alphas_of_every_number_dtype(tmp_path):
         for name, value in values.items():
             if name != "bf16.alpha":  # numpy has no bfloat16
                 assert float(handle.get_tensor(name).reshape(-1)[0]) == value
+
+
+def test_a_header_kept_open_reads_scalars_from_the_same_file_and_closes_it(tmp_path):
+    """The scan reads alphas through the descriptor its header read opened: a file renamed
+    away meanwhile still gives its values, and the descriptor is closed when done."""
+    path = tmp_path / "open.safetensors"
+    write_safetensors(path, {"a.alpha": ("F32", [], encode_floats([2.0], "F32")),
+                             "b.alpha": ("F16", [], encode_floats([3.0], "F16"))})
+    with read_header(path, keep_open=True) as header:
+        fd = header.fd
+        assert fd is not None
+        path.rename(tmp_path / "moved.safetensors")
+        assert read_scalars(header, ["a.alpha", "b.alpha"]) == {"a.alpha": 2.0, "b.alpha": 3.0}
+    assert header.fd is None
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    assert read_header(tmp_path / "moved.safetensors").fd is None  # closed unless asked to keep it
 
 
 def test_read_scalars_notices_a_file_cut_after_the_scan(tmp_path):
