@@ -85,3 +85,29 @@ def test_metadata_after_the_tensors_is_never_taken_from_the_cache(tmp_path):
     for _ in range(3):
         assert read_header(target, cache).metadata == {"k": "v"}
     assert cache.hits == 0
+
+
+def test_a_split_in_the_wrong_place_is_never_cached(tmp_path):
+    """A space before the comma that ends the metadata makes the split cut after the first
+    tensor instead; that file is valid, but its tensor part must not vouch for a file whose
+    header holds only the tensors after the cut."""
+    content = _write(tmp_path / "a.safetensors", {"k": "v"}).read_bytes()
+    header_len = int.from_bytes(content[:8], "little")
+    text, data = content[8:8 + header_len].rstrip(b" "), content[8 + header_len:]
+    first = text.index(b'},"', len(b'{"__metadata__":{')) + 1
+    spaced = text[:first] + b" " + text[first:]
+    cut = text.index(b'},"', first) + 2  # where the split lands in the spaced header
+    short = text[:first + 1] + text[cut:]  # the metadata, then only the tensors after the cut
+
+    def write(name, header):
+        path = tmp_path / name
+        path.write_bytes(len(header).to_bytes(8, "little") + header + data)
+        return path
+
+    cache = HeaderCache()
+    for _ in range(3):
+        assert len(read_header(write("spaced.safetensors", spaced), cache).tensors) == 3
+    with pytest.raises(SafetensorsError):
+        read_header(write("short.safetensors", short))
+    with pytest.raises(SafetensorsError):
+        read_header(write("short.safetensors", short), cache)

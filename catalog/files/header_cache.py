@@ -22,6 +22,8 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 
+import orjson
+
 from catalog.errors import SafetensorsError
 from catalog.files.header import parse_header_bytes
 from catalog.files.header_table import TensorTable
@@ -83,10 +85,12 @@ class HeaderCache:
         """Keep the table of a header just found valid, once its tensor part shows up a
         second time. The header's bytes are kept as they are (no copy of the tensor
         part), so the caller must not change them."""
-        _, meta_end, rest_start, stop = span
+        meta_start, meta_end, rest_start, stop = span
         if not meta_end and metadata:  # a metadata object after the tensors: the split missed it
             return
         key = _key(raw, rest_start, stop, data_size)
+        if key in self._seen and meta_end and not _split_right(raw, meta_start, meta_end, metadata):
+            return
         if key not in self._seen:  # first sighting: remember the key only
             self._seen[key] = None
             if len(self._seen) > self.seen_size:
@@ -100,6 +104,17 @@ class HeaderCache:
         while len(self._tables) > self.size or self._bytes > self.max_bytes:
             _, (old_raw, *_) = self._tables.popitem(last=False)
             self._bytes -= len(old_raw)
+
+
+def _split_right(raw: bytes | bytearray, meta_start: int, meta_end: int, metadata: dict[str, str]) -> bool:
+    """Whether the split cut the metadata object where it ends: the first ``},"`` may lie
+    further on (a space before the comma), and then the part after the cut must not stand
+    for the tensor part of other files. The cut part then is the object itself exactly when
+    it parses, alone, to the file's metadata."""
+    try:
+        return orjson.loads(memoryview(raw)[meta_start:meta_end]) == metadata
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _key(raw: bytes | bytearray, rest_start: int, stop: int, data_size: int) -> tuple[int, int, int]:
