@@ -40,9 +40,8 @@ class HeaderCache:
     def __init__(self, size: int = 96, max_bytes: int = 48 * 1024 * 1024):
         self.size = size
         self.max_bytes = max_bytes
-        #: key -> (the header bytes, where its tensor part lies, its table)
-        self._tables: OrderedDict[tuple[int, int, int], tuple[bytes | bytearray, int, int, TensorTable]] = \
-            OrderedDict()
+        #: key -> (the tensor part's bytes, its table)
+        self._tables: OrderedDict[tuple[int, int, int], tuple[bytes, TensorTable]] = OrderedDict()
         self._bytes = 0
         #: keys of tensor parts seen once and not kept: in a library where no two files
         #: share a table, keeping each one (thousands of objects) would only cost memory
@@ -63,11 +62,13 @@ class HeaderCache:
         """The (table, metadata) of ``raw`` when its tensor part is cached, else None.
         ``span`` is ``metadata_span(raw)``."""
         meta_start, meta_end, rest_start, stop = span
-        found = self._tables.get(_key(raw, rest_start, stop, data_size))
-        if found is None or not _same(found, raw, rest_start, stop):
+        key = _key(raw, rest_start, stop, data_size)
+        found = self._tables.get(key)
+        # the key holds the length, so this compares the whole tensor part, without copying it
+        if found is None or not raw.startswith(found[0], rest_start):
             self.misses += 1
             return None
-        table = found[3]
+        table = found[1]
         metadata = {}
         if meta_end:  # the same rules as in a full header, on the metadata alone
             meta = raw[meta_start:meta_end]
@@ -76,15 +77,14 @@ class HeaderCache:
             except SafetensorsError:  # a split inside a string, or bad metadata: the full
                 self.misses += 1      # reader gives the authoritative answer
                 return None
-        self._tables.move_to_end(_key(raw, rest_start, stop, data_size))
+        self._tables.move_to_end(key)
         self.hits += 1
         return table, metadata
 
     def store(self, raw: bytes | bytearray, span: tuple[int, int, int, int], data_size: int,
               table: TensorTable, metadata: dict[str, str]) -> None:
         """Keep the table of a header just found valid, once its tensor part shows up a
-        second time. The header's bytes are kept as they are (no copy of the tensor
-        part), so the caller must not change them."""
+        second time (only then is the tensor part copied, to compare later headers with)."""
         meta_start, meta_end, rest_start, stop = span
         if not meta_end and metadata:  # a metadata object after the tensors: the split missed it
             return
@@ -99,11 +99,12 @@ class HeaderCache:
         old = self._tables.pop(key, None)
         if old is not None:
             self._bytes -= len(old[0])
-        self._tables[key] = (raw, rest_start, stop, table)
-        self._bytes += len(raw)
+        rest = bytes(memoryview(raw)[rest_start:stop])
+        self._tables[key] = (rest, table)
+        self._bytes += len(rest)
         while len(self._tables) > self.size or self._bytes > self.max_bytes:
-            _, (old_raw, *_) = self._tables.popitem(last=False)
-            self._bytes -= len(old_raw)
+            _, (old_rest, _) = self._tables.popitem(last=False)
+            self._bytes -= len(old_rest)
 
 
 def _split_right(raw: bytes | bytearray, meta_start: int, meta_end: int, metadata: dict[str, str]) -> bool:
@@ -119,8 +120,3 @@ def _split_right(raw: bytes | bytearray, meta_start: int, meta_end: int, metadat
 
 def _key(raw: bytes | bytearray, rest_start: int, stop: int, data_size: int) -> tuple[int, int, int]:
     return data_size, stop - rest_start, zlib.crc32(memoryview(raw)[max(rest_start, stop - _KEY_TAIL):stop])
-
-
-def _same(found: tuple, raw: bytes | bytearray, rest_start: int, stop: int) -> bool:
-    old, old_start, old_stop, _ = found
-    return old[old_start:old_stop] == raw[rest_start:stop]
