@@ -379,3 +379,16 @@ def test_read_scalars_notices_a_file_cut_after_the_scan(tmp_path):
     with pytest.raises(TruncatedFile) as caught:
         read_scalars(header, ["a.alpha"])
     assert str(path) in str(caught.value)
+
+
+def test_reader_without_readv_reads_the_same(tmp_path, monkeypatch):
+    """Where ``os.readv`` is missing (Windows) the header is read with plain reads."""
+    import catalog.files.header as header_module
+
+    path = tmp_path / "plain.safetensors"
+    write_safetensors(path, {"a.alpha": ("F32", [], encode_floats([2.0], "F32"))}, {"k": "v"})
+    expected = read_header(path)
+    monkeypatch.setattr(header_module, "_READV", None)
+    found = read_header(path)
+    assert (dict(found.tensors), found.metadata, found.fingerprint) == \
+        (dict(expected.tensors), expected.metadata, expected.fingerprint)
