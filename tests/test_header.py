@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import struct
 
@@ -205,6 +206,11 @@ def rewrites(content: bytes):
     yield "repeated name, earlier copy broken", raw_file('{"%s":"x",' % first + body[1:], data)
     yield "repeated field", raw_file(body.replace('"dtype":', '"dtype":"F32","dtype":', 1), data)
     yield "repeated metadata", raw_file(body[:-1] + ',"__metadata__":{}}', data)
+    size = len(data)
+    yield "metadata written as a tensor after the tensors", raw_file(
+        body[:-1] + ',"__metadata__":{"dtype":"U8","shape":[2],"data_offsets":[%d,%d]}}' % (size, size + 2),
+        data + b"\x00\x00")
+    yield variant("two negative dims that multiply back", set_field(last, "shape", [-1, -1] + doc[last]["shape"]))
     yield "repeated metadata key", raw_file(body.replace('"__metadata__":{', '"__metadata__":{"k":"1","k":"2",'), data)
     yield "repeated metadata key, earlier bad", raw_file(
         body.replace('"__metadata__":{', '"__metadata__":{"k":1,"k":"2",'), data)
@@ -348,6 +354,23 @@ def test_read_scalars_reads_alphas_of_every_number_dtype(tmp_path):
                 assert float(handle.get_tensor(name).reshape(-1)[0]) == value
 
 
+def test_a_header_kept_open_reads_scalars_from_the_same_file_and_closes_it(tmp_path):
+    """The scan reads alphas through the descriptor its header read opened: a file renamed
+    away meanwhile still gives its values, and the descriptor is closed when done."""
+    path = tmp_path / "open.safetensors"
+    write_safetensors(path, {"a.alpha": ("F32", [], encode_floats([2.0], "F32")),
+                             "b.alpha": ("F16", [], encode_floats([3.0], "F16"))})
+    with read_header(path, keep_open=True) as header:
+        fd = header.fd
+        assert fd is not None
+        path.rename(tmp_path / "moved.safetensors")
+        assert read_scalars(header, ["a.alpha", "b.alpha"]) == {"a.alpha": 2.0, "b.alpha": 3.0}
+    assert header.fd is None
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    assert read_header(tmp_path / "moved.safetensors").fd is None  # closed unless asked to keep it
+
+
 def test_read_scalars_notices_a_file_cut_after_the_scan(tmp_path):
     path = tmp_path / "cut.safetensors"
     write_safetensors(path, {"a.alpha": ("F32", [], encode_floats([2.0], "F32"))})
@@ -356,3 +379,16 @@ def test_read_scalars_notices_a_file_cut_after_the_scan(tmp_path):
     with pytest.raises(TruncatedFile) as caught:
         read_scalars(header, ["a.alpha"])
     assert str(path) in str(caught.value)
+
+
+def test_reader_without_readv_reads_the_same(tmp_path, monkeypatch):
+    """Where ``os.readv`` is missing (Windows) the header is read with plain reads."""
+    import catalog.files.header as header_module
+
+    path = tmp_path / "plain.safetensors"
+    write_safetensors(path, {"a.alpha": ("F32", [], encode_floats([2.0], "F32"))}, {"k": "v"})
+    expected = read_header(path)
+    monkeypatch.setattr(header_module, "_READV", None)
+    found = read_header(path)
+    assert (dict(found.tensors), found.metadata, found.fingerprint) == \
+        (dict(expected.tensors), expected.metadata, expected.fingerprint)

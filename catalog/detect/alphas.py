@@ -75,7 +75,7 @@ def _only(header: Header, keys: LoraKeys, positions: list[int]) -> Header:
         starts, ends = [table[n].start for n in names], [table[n].end for n in names]
     sub = TensorTable(names, [index.dtypes[i] for i in positions], [index.shapes[i] for i in positions],
                       starts, ends)
-    return Header(header.path, header.file_size, header.header_len, sub, {})
+    return Header(header.path, header.file_size, header.header_len, sub, {}, fd=header.fd)
 
 
 def alpha_from_config(config: dict, rank: int | None, warnings: list[str]) -> tuple[float | None, str]:

@@ -11,133 +11,41 @@ first bad entry and accepts the rare legal spellings the fast path skips.
 from __future__ import annotations
 
 import gc
-import math
 import os
 import stat
 import struct
 import zlib
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import chain, repeat
-from operator import itemgetter, mul, sub
+from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import orjson
 
 from catalog.errors import HeaderJSONError, HeaderTooLarge, SafetensorsError, TruncatedFile
+from catalog.files.header_table import (  # noqa: F401  (the table types are re-exported for readers)
+    DTYPE_BITS,
+    DTYPE_SIZES,
+    ENTRY_FIELDS,
+    MAX_HEADER_BYTES,
+    TensorInfo,
+    TensorTable,
+    metadata_span,
+    plain_table,
+)
 
-if TYPE_CHECKING:
-    from catalog.files.header_cache import HeaderCache
-
-#: the reference library refuses headers over 100 MB (decimal, not MiB)
-MAX_HEADER_BYTES = 100_000_000
-
-#: bits per element of every dtype the safetensors library knows, in its own order
-#: (increasing alignment, which its writer uses to lay tensors out)
-DTYPE_BITS: dict[str, int] = {
-    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8,
-    "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
-    "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
-    "C64": 64, "F64": 64, "I64": 64, "U64": 64,
-}
-
-#: bytes per element of the dtypes whose elements fill whole bytes (all but F4/F6)
-DTYPE_SIZES: dict[str, int] = {name: bits // 8 for name, bits in DTYPE_BITS.items() if bits % 8 == 0}
-
-_U64_MAX = 2**64 - 1
-_ENTRY_FIELDS = ("dtype", "shape", "data_offsets")
-_get_dtype, _get_shape, _get_offsets = map(itemgetter, _ENTRY_FIELDS)
+_get_dtype, _get_shape, _get_offsets = map(itemgetter, ENTRY_FIELDS)
 
 
-@dataclass(frozen=True, slots=True)
-class TensorInfo:
-    dtype: str
-    shape: tuple[int, ...]
-    start: int  # offset inside the data section
-    end: int
+class TableCache(Protocol):
+    """What ``read_header`` asks of a cache of validated tables (``header_cache.HeaderCache``)."""
 
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
+    def lookup(self, raw: bytearray, span: tuple[int, int, int, int], data_size: int,
+               path: Path) -> tuple[TensorTable, dict[str, str]] | None: ...
 
-
-# A frozen dataclass's __init__ costs ~0.7 µs and an SDXL LoRA has 3,000 tensors, so
-# records for a whole table are filled through the slot descriptors, in C.
-_new_record = object.__new__
-_slot_setters = tuple(getattr(TensorInfo, name).__set__ for name in ("dtype", "shape", "start", "end"))
-
-
-class TensorTable(Mapping[str, TensorInfo]):
-    """Name -> TensorInfo, kept as parallel columns in file order.
-
-    Reading a header builds no per-tensor objects: bulk consumers read the columns
-    (``names``, ``dtypes``, ``shapes``, ``starts``, ``ends``); ``items()`` and
-    ``values()`` build every record at once, ``table[name]`` builds one.
-    """
-
-    __slots__ = ("names", "dtypes", "starts", "ends", "_shapes", "_index", "_records")
-
-    def __init__(self, names: list[str], dtypes: list[str], shapes: list, starts: list[int],
-                 ends: list[int]):
-        self.names, self.dtypes, self.starts, self.ends = names, dtypes, starts, ends
-        self._shapes = shapes  # lists as parsed until someone asks for them
-        self._index: dict[str, int] | None = None
-        self._records: dict[str, TensorInfo] | None = None
-
-    @classmethod
-    def from_records(cls, records: Mapping[str, TensorInfo]) -> TensorTable:
-        """A table from ready-made records (tests, converters)."""
-        infos = list(records.values())
-        return cls(list(records), [info.dtype for info in infos], [tuple(info.shape) for info in infos],
-                   [info.start for info in infos], [info.end for info in infos])
-
-    @property
-    def shapes(self) -> list[tuple[int, ...]]:
-        if self._shapes and type(self._shapes[0]) is not tuple:
-            self._shapes = list(map(tuple, self._shapes))
-        return self._shapes
-
-    def position(self, name: str) -> int | None:
-        """Index of ``name`` in the columns, or None."""
-        if self._index is None:
-            self._index = dict(zip(self.names, range(len(self.names))))
-        return self._index.get(name)
-
-    def __getitem__(self, name: str) -> TensorInfo:
-        if self._records is not None:
-            return self._records[name]
-        index = self.position(name)
-        if index is None:
-            raise KeyError(name)
-        return TensorInfo(self.dtypes[index], self.shapes[index], self.starts[index], self.ends[index])
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.position(name) is not None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def items(self):
-        return self._all().items()
-
-    def values(self):
-        return self._all().values()
-
-    def _all(self) -> dict[str, TensorInfo]:
-        if self._records is None:
-            records = list(map(_new_record, repeat(TensorInfo, len(self.names))))
-            for setter, column in zip(_slot_setters, (self.dtypes, self.shapes, self.starts, self.ends)):
-                deque(map(setter, records, column), maxlen=0)
-            self._records = dict(zip(self.names, records))
-        return self._records
-
-    def __repr__(self) -> str:
-        return f"TensorTable({len(self.names)} tensors)"
+    def store(self, raw: bytearray, span: tuple[int, int, int, int], data_size: int,
+              table: TensorTable, metadata: dict[str, str]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -149,6 +57,9 @@ class Header:
     metadata: dict[str, str] = field(default_factory=dict)
     #: cheap identity of the header bytes (with the size, it recognises a moved file)
     fingerprint: str = ""
+    #: the file, still open, when the reader was asked to keep it so (``read_scalars`` uses
+    #: it instead of opening the file again); ``close()`` or a ``with`` block closes it
+    fd: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def data_offset(self) -> int:
@@ -159,81 +70,105 @@ class Header:
     def data_size(self) -> int:
         return self.file_size - 8 - self.header_len
 
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
 
-def read_header(path: str | Path, cache: "HeaderCache | None" = None) -> Header:
+    def __enter__(self) -> Header:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_header(path: str | Path, cache: TableCache | None = None, *, keep_open: bool = False) -> Header:
     """Read and validate the header of one safetensors file, touching no tensor data.
 
     Raises a ``SafetensorsError`` subclass naming the file and the first problem
     exactly when ``safetensors.safe_open`` would refuse the file; ``OSError``
     passes through (the file could not be read at all). A ``HeaderCache`` lets a
     scan skip re-validating tensor tables it has already seen byte for byte.
+    ``keep_open``: the header holds the open file (see ``Header.fd``), which the
+    caller closes, so reading scalars afterwards costs no second open.
     """
     path = Path(path)
     # O_NONBLOCK: a FIFO put in the walk's way after it looked opens without blocking,
     # and is refused below (regular files ignore the flag)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SafetensorsError("not a regular file (a FIFO, socket or device); not read", path=path)
-        file_size = st.st_size
-        prefix = os.read(fd, 8)
-        if len(prefix) < 8:
-            raise TruncatedFile(
-                f"{len(prefix)} bytes long; a safetensors file opens with an 8-byte header length",
-                path=path,
-            )
-        (header_len,) = struct.unpack("<Q", prefix)
-        if header_len > MAX_HEADER_BYTES:
-            raise HeaderTooLarge(
-                f"header length field says {header_len} bytes; safetensors refuses headers over "
-                f"{MAX_HEADER_BYTES}", path=path)
-        if 8 + header_len > file_size:
-            raise TruncatedFile(
-                f"header length field says {header_len} bytes but only {file_size - 8} follow it",
-                path=path)
-        raw = _read_exact(fd, header_len, path)
-    finally:
+        header = _read_open(fd, path, cache)
+    except BaseException:
         os.close(fd)
+        raise
+    if keep_open:
+        header.fd = fd
+    else:
+        os.close(fd)
+    return header
+
+
+def _read_open(fd: int, path: Path, cache: TableCache | None) -> Header:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise SafetensorsError("not a regular file (a FIFO, socket or device); not read", path=path)
+    file_size = st.st_size
+    prefix = os.read(fd, 8)
+    if len(prefix) < 8:
+        raise TruncatedFile(
+            f"{len(prefix)} bytes long; a safetensors file opens with an 8-byte header length",
+            path=path,
+        )
+    (header_len,) = struct.unpack("<Q", prefix)
+    if header_len > MAX_HEADER_BYTES:
+        raise HeaderTooLarge(
+            f"header length field says {header_len} bytes; safetensors refuses headers over "
+            f"{MAX_HEADER_BYTES}", path=path)
+    if 8 + header_len > file_size:
+        raise TruncatedFile(
+            f"header length field says {header_len} bytes but only {file_size - 8} follow it",
+            path=path)
+    raw = _read_exact(fd, header_len, path)
     data_size = file_size - 8 - header_len
-    key = parts = None
-    if cache is not None:
-        hit, key, parts = cache.lookup(raw, data_size, path)
+    fingerprint = _fingerprint(raw)
+    span = metadata_span(raw)
+    if cache is not None and span is not None:
+        hit = cache.lookup(raw, span, data_size, path)
         if hit is not None:
             return Header(path=path, file_size=file_size, header_len=header_len,
-                          tensors=hit[0], metadata=hit[1], fingerprint=_fingerprint(raw))
-    # orjson builds ~20,000 containers for an SDXL header, none in a cycle; letting
-    # the collector walk them mid-parse costs a third of the parse.
+                          tensors=hit[0], metadata=hit[1], fingerprint=fingerprint)
+    # a parse makes thousands of containers, none in a cycle; letting the collector
+    # walk them mid-parse costs a third of the parse
     collecting = gc.isenabled()
     gc.disable()
     try:
-        table, metadata = parse_header_bytes(raw, data_size, path, parts)
+        table, metadata = parse_header_bytes(raw, data_size, path, span)
     finally:
         if collecting:
             gc.enable()
-    if cache is not None:
-        cache.store(key, table)
+    if cache is not None and span is not None:
+        cache.store(raw, span, data_size, table, metadata)
     return Header(path=path, file_size=file_size, header_len=header_len, tensors=table, metadata=metadata,
-                  fingerprint=_fingerprint(raw))
+                  fingerprint=fingerprint)
 
 
-def _fingerprint(raw: bytes) -> str:
+def _fingerprint(raw: bytes | bytearray) -> str:
     """Length + CRC of the first 64 KiB: hashing whole SDXL headers would cost a
     20k-file scan seconds, and with the file size this is enough to match a move."""
     return f"{len(raw):x}-{zlib.crc32(memoryview(raw)[:65536]):08x}"
 
 
-def parse_header_bytes(raw: bytes, data_size: int, path: Path,
-                       split: tuple[bytes, bytes] | None = None) -> tuple[TensorTable, dict[str, str]]:
+def parse_header_bytes(raw: bytes | bytearray, data_size: int, path: Path,
+                       span: tuple[int, int, int, int] | None = None) -> tuple[TensorTable, dict[str, str]]:
     """(table, metadata) of valid header bytes; raises as ``read_header`` does.
 
     The typed decoder takes the canonical spelling; whatever it is unsure of is
     parsed generically and checked in whole-list operations, and whatever those
-    refuse is walked entry by entry. ``split`` is ``split_metadata(raw)`` if known.
+    refuse is walked entry by entry. ``span`` is ``metadata_span(raw)`` if known.
     """
     typed = _typed_decoder()
     if typed is not None:
-        found = typed(raw, data_size, split)
+        found = typed(raw, data_size, span)
         if found is not None:
             return found
     try:
@@ -265,13 +200,24 @@ def _typed_decoder():
     return _TYPED[0]
 
 
-def _read_exact(fd: int, count: int, path: Path) -> bytes:
-    data = os.read(fd, count)
-    while len(data) < count:  # short reads happen on pipes and network file systems
-        more = os.read(fd, count - len(data))
-        if not more:
+_READV = getattr(os, "readv", None)  # not on Windows
+
+
+def _read_exact(fd: int, count: int, path: Path) -> bytearray:
+    """``count`` bytes into a buffer the typed decoder may patch in place (see ``header_typed``)."""
+    data = bytearray(count)
+    view = memoryview(data)
+    done = 0
+    while done < count:  # short reads happen on pipes and network file systems
+        if _READV is not None:
+            got = _READV(fd, [view[done:]])
+        else:
+            chunk = os.read(fd, count - done)
+            got = len(chunk)
+            view[done:done + got] = chunk
+        if not got:
             raise TruncatedFile(f"file ended inside the {count}-byte header", path=path)
-        data += more
+        done += got
     return data
 
 
@@ -309,40 +255,11 @@ def _fast_parts(doc: object, raw: bytes, data_size: int) -> tuple[TensorTable, d
     text = orjson.dumps((shapes, offsets))
     if text.translate(None, b"0123456789,[]") or text.count(b"[") != 2 * len(entries) + 3:
         return None
-    bounds = list(chain.from_iterable(offsets))
     try:
-        table = plain_table(names, dtypes, kinds, shapes, bounds[0::2], bounds[1::2], data_size)
+        table = plain_table(names, dtypes, shapes, offsets, data_size)
     except TypeError:  # a shape that is a bare number, or nests
         return None
     return None if table is None else (table, metadata)
-
-
-def plain_table(names: list[str], dtypes: list[str], kinds: set[str], shapes: list, starts: list[int],
-                ends: list[int], data_size: int) -> TensorTable | None:
-    """The table, when every tensor's byte span matches its dtype and shape and the spans tile
-    the data exactly; None sends the header to the careful walk. Shared by both fast decoders."""
-    counts = list(map(math.prod, shapes))
-    if 0 in counts:  # zero-size: the reference may still overflow on the other dims
-        return None
-    if len(kinds) == 1:
-        size = DTYPE_SIZES[next(iter(kinds))]
-        nbytes = counts if size == 1 else list(map(size.__mul__, counts))
-    else:
-        nbytes = list(map(mul, counts, map(DTYPE_SIZES.__getitem__, dtypes)))
-    if list(map(sub, ends, starts)) != nbytes or not _tiled(starts, ends, data_size):
-        return None
-    return TensorTable(names, dtypes, shapes, starts, ends)
-
-
-def _tiled(starts: list[int], ends: list[int], data_size: int) -> bool:
-    """Whether the tensors, in offset order, cover the data section end to end."""
-    if starts[0] != 0 or starts[1:] != ends[:-1]:  # not tiled in file order: try offset order
-        ordered = sorted(zip(starts, ends))
-        starts = [pair[0] for pair in ordered]
-        ends = [pair[1] for pair in ordered]
-        if starts[0] != 0 or starts[1:] != ends[:-1]:
-            return False
-    return ends[-1] == data_size
 
 
 def _spelled_plainly(doc: dict, raw: bytes) -> bool:
@@ -386,7 +303,7 @@ def read_scalars(header: Header, names: Iterable[str]) -> dict[str, float]:
 
     Names that are missing, not single-element, or of a dtype with no plain number
     format (FP8, F4, C64) are left out. One open and a few bytes per tensor;
-    neighbouring scalars share a read.
+    neighbouring scalars share a read (through ``header.fd`` when the header holds its file open).
     """
     table = header.tensors
     wanted = []
@@ -400,7 +317,10 @@ def read_scalars(header: Header, names: Iterable[str]) -> dict[str, float]:
         return {}
     wanted.sort()
     values: dict[str, float] = {}
-    fd = os.open(header.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = header.fd
+    own = fd is None  # a header read with ``keep_open`` lends its file
+    if own:
+        fd = os.open(header.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         first = 0
         for stop in range(1, len(wanted) + 1):
@@ -419,7 +339,8 @@ def read_scalars(header: Header, names: Iterable[str]) -> dict[str, float]:
                     value = struct.unpack_from(_SCALAR_FORMATS[dtype], chunk, start - base)[0]
                 values[name] = float(value)
     finally:
-        os.close(fd)
+        if own:
+            os.close(fd)
     return values
 
 

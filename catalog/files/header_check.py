@@ -14,7 +14,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from catalog.errors import HeaderEntryError, HeaderJSONError, SafetensorsError, TruncatedFile
-from catalog.files.header import _ENTRY_FIELDS, _U64_MAX, DTYPE_BITS, TensorTable
+from catalog.files.header_table import DTYPE_BITS, ENTRY_FIELDS, U64_MAX, TensorTable
 
 # --- the careful walk: the reference rules one entry at a time, in its order ---------
 
@@ -35,7 +35,7 @@ def _parse_int(text: str) -> int | float:
         return -0.0
     if len(text) <= 20:
         value = int(text)
-        if -(2**63) <= value <= _U64_MAX:
+        if -(2**63) <= value <= U64_MAX:
             return value
     return _parse_float(text)
 
@@ -91,17 +91,17 @@ def _walk_entry(name: str, value: object, path: Path) -> tuple[str, tuple[int, .
     if type(value) is _Pairs:
         fields: dict[str, object] = {}
         for key, item in value:
-            if key in _ENTRY_FIELDS:
+            if key in ENTRY_FIELDS:
                 if key in fields:
                     raise HeaderEntryError(f"{where}: field {key!r} appears twice", path=path)
                 fields[key] = item
             elif _depth(item) > _MAX_DEPTH - 2:  # unknown fields are skipped, but parsed
                 raise HeaderJSONError(f"{where}: field {_show(key)} nests deeper than "
                                       f"{_MAX_DEPTH} levels", path=path)
-        missing = [key for key in _ENTRY_FIELDS if key not in fields]
+        missing = [key for key in ENTRY_FIELDS if key not in fields]
         if missing:
             raise HeaderEntryError(f"{where}: missing {', '.join(missing)}", path=path)
-        dtype, shape, offsets = (fields[key] for key in _ENTRY_FIELDS)
+        dtype, shape, offsets = (fields[key] for key in ENTRY_FIELDS)
     elif type(value) is list:  # serde also reads a struct written as a 3-item list
         if len(value) != 3:
             raise HeaderEntryError(f"{where}: expected an object with dtype, shape and "
@@ -130,7 +130,7 @@ def _walk_sizes(where: str, field_name: str, value: object, path: Path) -> list[
         raise HeaderEntryError(f"{where}: {field_name} must be a list of whole numbers, "
                                f"found {_kind(value)}", path=path)
     for item in value:
-        if type(item) is not int or not 0 <= item <= _U64_MAX:
+        if type(item) is not int or not 0 <= item <= U64_MAX:
             raise HeaderEntryError(f"{where}: {field_name} {_show(value)} holds {_show(item)}; "
                                    f"expected whole numbers from 0 to 2**64-1", path=path)
     return value
@@ -156,10 +156,10 @@ def check_layout(table: TensorTable, data_size: int, path: Path) -> None:
         count = 1
         for dim in shape:
             count *= dim
-            if count > _U64_MAX:
+            if count > U64_MAX:
                 break
         bits = count * DTYPE_BITS[dtype]
-        if bits > _U64_MAX:
+        if bits > U64_MAX:
             raise HeaderEntryError(f"{where}: shape {list(shape)} is too large to count in 64 bits",
                                    path=path)
         if bits % 8:

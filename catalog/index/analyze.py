@@ -31,14 +31,16 @@ def analyze(abs_path: str, kind: str) -> dict:
     weights = Path(abs_path, "adapter_model.safetensors") if kind == "folder" else Path(abs_path)
     try:
         adapter_config = _read_adapter_config(Path(abs_path)) if kind == "folder" else None
-        header = read_header(weights, _HEADERS)
+        # kept open: the alpha scalars are read through it, not by opening the file again
+        header = read_header(weights, _HEADERS, keep_open=True)
     except CatalogError as exc:
         return _broken(str(exc))
     except OSError as exc:
         return _broken(f"{weights}: cannot read ({exc.strerror or exc})")
     from catalog.detect.classify import classify  # imported here so a pickle-only scan stays tiny
 
-    c = classify(header, adapter_config)
+    with header:
+        c = classify(header, adapter_config)
     sd = c.base_model in ("sd1", "sd2", "sdxl")
     dit = not sd and c.base_model not in ("unknown", "llm") and c.format != "checkpoint"
     if (sd and c.format in ("diffusers", "lycoris")) or (dit and c.format in ("diffusers", "peft")):
