@@ -72,8 +72,11 @@ def _classify(header: Header, adapter_config: dict | None) -> Classification:
     meta = header.metadata or {}
     c = Classification(tensor_count=len(names))
     if dtypes:  # counted on an even sample of ~512: a file's dtype mix never hinges on a few keys
-        step = max(1, len(dtypes) // 512)
-        c.dtype = Counter(dtypes[::step]).most_common(1)[0][0]
+        if dtypes.count(dtypes[0]) == len(dtypes):  # one dtype throughout, as most files are
+            c.dtype = dtypes[0]
+        else:
+            step = max(1, len(dtypes) // 512)
+            c.dtype = Counter(dtypes[::step]).most_common(1)[0][0]
     c.header_fields, c.header_sources = header_fields(meta)
     claims = base_model_claims(meta)
     if adapter_config:
