@@ -173,7 +173,8 @@ def _pairs(index: KeyIndex, down: str, up: str, adapter_config: dict | None) -> 
     conv: frozenset[int] = frozenset()
     ndims = set(map(len, down_shapes))
     if 4 in ndims:
-        conv = frozenset(i for i, s in enumerate(down_shapes) if len(s) == 4 and (s[2] > 1 or s[3] > 1))
+        four = compress(range(len(down_shapes)), map((4).__eq__, map(len, down_shapes)))
+        conv = frozenset(i for i in four if down_shapes[i][2] > 1 or down_shapes[i][3] > 1)
     ranks = list(map(itemgetter(0), down_shapes)) if 0 not in ndims else [s[0] if s else 0 for s in down_shapes]
     keys = LoraKeys(fmt, "locon" if conv else "lora", anchors, positions, len(down), index, (down,), up,
                     ranks=[r for i, r in enumerate(ranks) if i not in conv] if conv else ranks,
