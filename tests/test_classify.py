@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from catalog.detect.classify import classify
+from catalog.detect.metadata_claims import top_tags
 from catalog.files.header import read_header
 from lutnav.sample_loras import Module, lora_modules, lora_tensors
 from catalog.files.safetensors_writer import encode_floats, write_safetensors
@@ -410,6 +411,21 @@ def test_header_fields_from_modelspec_and_kohya(tmp_path):
     assert f["training"]["num_epochs"] == 10 and f["training"]["network_args"] == {"conv_dim": "4"}
     assert "seed" not in f["training"]
     assert c.base_model == "sd1" and not c.warnings
+
+
+def test_top_tags_rank_by_count_then_name_over_every_dataset():
+    # a big tag table: only the ten most frequent are shown, ties in alphabetical order
+    table = {f"tag{n:04d}": n % 50 for n in range(3000)}
+    expected = sorted(table, key=lambda t: (-table[t], t))[:10]
+    assert top_tags(orjson.dumps({"10_x": table}).decode()) == expected
+    assert expected[:2] == ["tag0049", "tag0099"]
+    # tags are trimmed and summed across datasets; empty tags and non-numbers are left out
+    raw = {"1_a": {" ink ": 3, "boat": 9, "  ": 50, "note": "many"}, "2_b": {"ink": 7, "sky": 10.0},
+           "3_c": ["not", "a", "table"]}
+    assert top_tags(orjson.dumps(raw).decode()) == ["ink", "sky", "boat"]
+    assert top_tags(orjson.dumps({"1_a": {"sky": True, "sea": 2}}).decode()) == ["sea", "sky"]
+    assert top_tags(orjson.dumps({"1_a": {"b": 1, "a": 1, "c": 1}}).decode(), limit=2) == ["a", "b"]
+    assert top_tags("{not json") == [] and top_tags("[1, 2]") == [] and top_tags(None) == []
 
 
 def test_kohya_output_name_is_the_title_without_modelspec(tmp_path):

@@ -13,7 +13,8 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import islice
+from operator import itemgetter, le
 from typing import Any
 
 from catalog.detect.alphas import alpha_from_config, alpha_from_metadata, alpha_from_tensors
@@ -72,8 +73,11 @@ def _classify(header: Header, adapter_config: dict | None) -> Classification:
     meta = header.metadata or {}
     c = Classification(tensor_count=len(names))
     if dtypes:  # counted on an even sample of ~512: a file's dtype mix never hinges on a few keys
-        step = max(1, len(dtypes) // 512)
-        c.dtype = Counter(dtypes[::step]).most_common(1)[0][0]
+        if dtypes.count(dtypes[0]) == len(dtypes):  # one dtype throughout, as most files are
+            c.dtype = dtypes[0]
+        else:
+            step = max(1, len(dtypes) // 512)
+            c.dtype = Counter(dtypes[::step]).most_common(1)[0][0]
     c.header_fields, c.header_sources = header_fields(meta)
     claims = base_model_claims(meta)
     if adapter_config:
@@ -175,7 +179,8 @@ def _apply(c: Classification, verdict: Verdict) -> None:
 
 def _parts(anchors: Sequence[str], family: str) -> list[str]:
     """unet / te / te1 / te2 / te3 / transformer / llm, from the modules' leading names."""
-    if anchors == sorted(anchors):  # as writers store them: each prefix is one bisectable run
+    # sorted, as writers store them: each prefix is one bisectable run
+    if all(map(le, anchors, islice(anchors, 1, None))):
         raw, covered = set(), 0
         for prefix, part in _PREFIXES:
             count = bisect_left(anchors, prefix + "\U0010ffff") - bisect_left(anchors, prefix)

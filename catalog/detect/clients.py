@@ -245,6 +245,26 @@ def _sd_verdicts(key: str) -> tuple[str | None, ...]:
     return tuple(_dropped_by(client, key) for client in CLIENTS)
 
 
+#: key -> number of its row of verdicts in ``_ROWS``: a file's keys are counted as small
+#: ints (a file has a handful of distinct rows), not as tuples judged key by key
+_ROW_OF: dict[str, int] = {}
+_ROWS: dict[tuple[str | None, ...], int] = {}
+
+
+def _sd_rows(keys: tuple[str, ...]) -> dict[tuple[str | None, ...], int]:
+    """How many of ``keys`` get each row of SD verdicts (``_sd_verdicts``)."""
+    numbers = Counter(map(_ROW_OF.get, keys))
+    if None in numbers:
+        if len(_ROW_OF) >= 1 << 17:
+            _ROW_OF.clear()
+        for key in keys:
+            if key not in _ROW_OF:
+                _ROW_OF[key] = _ROWS.setdefault(_sd_verdicts(key), len(_ROWS))
+        numbers = Counter(map(_ROW_OF.get, keys))
+    rows = list(_ROWS)
+    return {rows[number]: count for number, count in numbers.items()}
+
+
 def _tallies(keys: tuple[str, ...], family: str | None) -> list[_Tally]:
     """``check_all`` as counts: every key judged once for all clients, then counted
     per distinct verdict row (a file has a handful), not per key and client."""
@@ -262,9 +282,9 @@ def _tallies(keys: tuple[str, ...], family: str | None) -> list[_Tally]:
                 if spelling != "te":
                     by_spelling[spelling] = row
             rows.append(row)
+        counted = Counter(rows)
     else:
-        rows = list(map(_sd_verdicts, keys))
-    counted = Counter(rows)  # in order of first appearance, as check_client lists the reasons
+        counted = _sd_rows(keys)
     out = []
     for column, client in enumerate(CLIENTS):
         mapped = unknown = dropped = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
+from operator import is_
 
 from catalog.detect.dit_specs import dit_findings
 from catalog.detect.llm_arch import llm_arch
@@ -63,19 +64,20 @@ def detect(keys: LoraKeys, *, kohya: bool, claims: Sequence[tuple[str, str, str]
     base model an adapter config names (for an LLM's architecture); ``strict=False``
     is for full models, whose blocks hold layers no LoRA adapts.
     """
+    roles = _roles(keys)
     cross, q_proj = [], []
-    cross_full = tuple(e + s for e in _CROSS for s in keys.suffixes)
-    for i in _ending_hits(keys, _CROSS + _Q_PROJ + _LLM_ENDINGS):  # the one pass over all modules
-        if keys.anchors[i].endswith(cross_full):
+    for i in compress(range(len(roles)), roles):  # only the modules that name a telling layer
+        role = roles[i]
+        if role.cross:
             cross.append(i)
         else:
-            q_proj.append((flat(keys.module(i)), i))
-    findings = _unet_findings(keys, cross)
+            q_proj.append((role, i))
+    findings = _unet_findings(keys, cross, roles)
     unet_seen = bool(findings)
     te = _te_finding(q_proj, keys, kohya)
     notes: list[str] = []
     arch = None
-    llm = [(f, i) for f, i in q_proj if _is_llm(f)]
+    llm = [(role.flat, i) for role, i in q_proj if role.llm]
     if llm and not unet_seen:
         modules = [(flat(m), i) for i, m in enumerate(keys.modules()) if not m.startswith(_TE_PREFIXES)]
         arch, words, notes = llm_arch(modules, keys.widths, base_name)
@@ -124,6 +126,51 @@ def _ending_hits(keys: LoraKeys, endings: tuple[str, ...]) -> list[int]:
     return list(compress(range(len(anchors)), map(str.endswith, anchors, repeat(full))))
 
 
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: lists of them are searched for None
+class _Role:
+    """What one module's name tells detection: a UNet cross-attention input, or a
+    q_proj-like layer (text encoder, T5 or causal LM); modules that tell nothing get 0."""
+    cross: bool
+    flat: str  # the module name as :func:`flat` gives it
+    unet: bool  # the name sits in a UNet block (cross-attention of a UNet, not of a transformer)
+    te: str | None  # te / te1 / te2 / te3 (+ "-t5") for a text-encoder layer
+    llm: bool  # a causal-LM decoder layer
+
+
+#: (anchor suffixes, cut) -> anchor key -> its _Role or 0, for every file of a process: libraries
+#: repeat the same module names in file after file even when no two tables are alike
+_ROLES: dict[tuple, dict[str, _Role | int]] = {}
+_ROLES_SIZE = 1 << 17
+
+
+def _roles(keys: LoraKeys) -> list:
+    """Each anchor's _Role (0 for most), looked up by name; only names not seen before are read."""
+    memo_key = (keys.suffixes, keys.cuts if isinstance(keys.cuts, int) else -1)
+    memo = _ROLES.get(memo_key)
+    if memo is None or len(memo) >= _ROLES_SIZE:
+        if len(_ROLES) >= 64:  # PEFT files name their adapter in the suffix: a few per library
+            _ROLES.clear()
+        memo = _ROLES[memo_key] = {}
+    anchors = keys.anchors
+    roles = list(map(memo.get, anchors))
+    if None in roles:
+        telling = tuple(e + s for e in _CROSS + _Q_PROJ + _LLM_ENDINGS for s in keys.suffixes)
+        cross = tuple(e + s for e in _CROSS for s in keys.suffixes)
+        for i in compress(range(len(roles)), map(is_, roles, repeat(None))):
+            roles[i] = memo[anchors[i]] = _role(anchors[i], keys.module(i), telling, cross)
+    return roles
+
+
+def _role(anchor: str, module: str, telling: tuple[str, ...], cross: tuple[str, ...]) -> _Role | int:
+    if not anchor.endswith(telling):
+        return 0
+    f = flat(module)
+    if anchor.endswith(cross):
+        return _Role(True, f, _is_unet(f), None, False)
+    te = _te_part(f) + ("-t5" if "SelfAttention" in f else "") if _is_te(f) else None
+    return _Role(False, f, False, te, _is_llm(f))
+
+
 def decide(findings: list[Finding], claims: Sequence[tuple[str, str, str]] = ()) -> Verdict:
     """Intersect the clues; metadata may only pick among families the shapes allow."""
     v = Verdict()
@@ -156,11 +203,11 @@ def decide(findings: list[Finding], claims: Sequence[tuple[str, str, str]] = ())
     return v
 
 
-def _unet_findings(keys: LoraKeys, hits: list[int]) -> list[Finding]:
+def _unet_findings(keys: LoraKeys, hits: list[int], roles: list) -> list[Finding]:
     """Cross-attention width decides; structure speaks only for LoRAs without attn2.to_k/to_v."""
-    if hits and not (_is_unet(flat(keys.module(hits[0]))) and _is_unet(flat(keys.module(hits[-1])))):
+    if hits and not (roles[hits[0]].unet and roles[hits[-1]].unet):
         hits = []  # attn2 of a transformer model (Wan, PixArt), not of a UNet
-    cross = {w for i in hits if (w := keys.in_width(i))}
+    cross = {w for w in keys.in_widths(hits) if w}
     if len(cross) > 1:
         return [Finding(f"attn2.to_k/to_v input widths {sorted(cross)} disagree", frozenset())]
     if cross:
@@ -186,11 +233,11 @@ def _unet_findings(keys: LoraKeys, hits: list[int]) -> list[Finding]:
     return out
 
 
-def _te_finding(q_proj: list[tuple[str, int]], keys: LoraKeys, kohya: bool) -> Finding | None:
+def _te_finding(q_proj: list[tuple[_Role, int]], keys: LoraKeys, kohya: bool) -> Finding | None:
     by_part: dict[str, set[int]] = {}
-    for f, i in q_proj:
-        if _is_te(f) and (w := keys.in_width(i)):
-            part = _te_part(f) + ("-t5" if "SelfAttention" in f else "")
+    te = [(role.te, i) for role, i in q_proj if role.te]
+    for (part, _), w in zip(te, keys.in_widths([i for _, i in te])):
+        if w:
             by_part.setdefault(part, set()).add(w)
     if not by_part:
         return None

@@ -9,6 +9,8 @@ base model in particular is only compared with what the tensor shapes prove.
 
 from __future__ import annotations
 
+from itertools import compress, repeat
+from operator import ge
 from typing import Any
 
 import orjson
@@ -99,23 +101,49 @@ def header_fields(meta: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]
 
 
 def top_tags(raw: str | None, limit: int = TOP_TAGS) -> list[str]:
-    """Most frequent caption tags over all datasets of ``ss_tag_frequency``."""
+    """Most frequent caption tags over all datasets of ``ss_tag_frequency``.
+
+    Ranked by count, then by tag. Tag tables run to thousands of entries, so the
+    usual shape (one dataset, tags already trimmed, plain numbers) is taken as it
+    is and only the tags that can reach the top are sorted.
+    """
     if not raw:
         return []
     try:
         per_dataset = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return []
-    counts: dict[str, float] = {}
-    if isinstance(per_dataset, dict):
-        for tags in per_dataset.values():
-            if isinstance(tags, dict):
-                for tag, count in tags.items():
-                    tag = tag.strip()
-                    if tag and isinstance(count, int | float):
-                        counts[tag] = counts.get(tag, 0) + count
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    if not isinstance(per_dataset, dict):
+        return []
+    tables = [tags for tags in per_dataset.values() if isinstance(tags, dict)]
+    if len(tables) == 1 and _plain(tables[0]):
+        counts = tables[0]
+    else:
+        counts = {}
+        for tags in tables:
+            for tag, count in tags.items():
+                tag = tag.strip()
+                if tag and isinstance(count, int | float):
+                    counts[tag] = counts.get(tag, 0) + count
+    if 0 < limit < len(counts):  # the limit-th largest count bounds every tag that makes the cut
+        floor = sorted(counts.values(), reverse=True)[limit - 1]
+        ranked = sorted(compress(counts.items(), map(ge, counts.values(), repeat(floor))), key=_by_count)
+    else:
+        ranked = sorted(counts.items(), key=_by_count)
     return [tag for tag, _ in ranked[:limit]]
+
+
+def _by_count(item: tuple[str, float]) -> tuple[float, str]:
+    return -item[1], item[0]
+
+
+_NUMBERS = frozenset({int, float})
+
+
+def _plain(tags: dict) -> bool:
+    """Every tag trimmed and non-empty and every count a plain number: the table counts as it is."""
+    names = list(tags)
+    return set(map(type, tags.values())) <= _NUMBERS and "" not in tags and list(map(str.strip, names)) == names
 
 
 def _text(value: str | None) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import itemgetter
+from operator import itemgetter, methodcaller, or_
 
 Shape = tuple[int, ...]
 _CONV3_NAMES = ("_conv1", "_conv2", "_conv", "_in_layers_2", "_out_layers_3", "_op")
@@ -85,6 +85,13 @@ class LoraKeys:
             return d[1] if len(d) >= 2 else None
         w = self.widths(i)
         return w[0] if w else None
+
+    def in_widths(self, indices: Sequence[int]) -> list[int | None]:
+        """:meth:`in_width` of each module in ``indices``."""
+        if self.network in ("lora", "locon"):
+            shapes = map(self.index.shapes.__getitem__, map(self.positions.__getitem__, indices))
+            return [d[1] if len(d) >= 2 else None for d in shapes]
+        return list(map(self.in_width, indices))
 
     def widths(self, i: int) -> tuple[int, int, int | None] | None:
         """(in, out) of module ``i``'s full weight and the ndim of its anchor."""
@@ -166,7 +173,8 @@ def _pairs(index: KeyIndex, down: str, up: str, adapter_config: dict | None) -> 
     conv: frozenset[int] = frozenset()
     ndims = set(map(len, down_shapes))
     if 4 in ndims:
-        conv = frozenset(i for i, s in enumerate(down_shapes) if len(s) == 4 and (s[2] > 1 or s[3] > 1))
+        four = compress(range(len(down_shapes)), map((4).__eq__, map(len, down_shapes)))
+        conv = frozenset(i for i in four if down_shapes[i][2] > 1 or down_shapes[i][3] > 1)
     ranks = list(map(itemgetter(0), down_shapes)) if 0 not in ndims else [s[0] if s else 0 for s in down_shapes]
     keys = LoraKeys(fmt, "locon" if conv else "lora", anchors, positions, len(down), index, (down,), up,
                     ranks=[r for i, r in enumerate(ranks) if i not in conv] if conv else ranks,
@@ -203,10 +211,14 @@ def _account(names: Sequence[str], count: int, down: str, up: str) -> list[str]:
 
 
 def _lycoris(index: KeyIndex, network: str, suffixes: tuple[str, ...]) -> LoraKeys:
-    """LoHa/LoKr modules, found as ``_pairs`` finds its anchors: whole-list passes, with
-    the per-module facts (Tucker cores, low-rank factors) looked up by suffix once."""
+    """LoHa/LoKr modules, found as ``_pairs`` finds its anchors: one whole-list pass picks
+    the anchors and the per-module facts (Tucker cores, low-rank factors) together."""
     names, shapes = index.names, index.shapes
-    positions = _ending(names, suffixes)
+    facts = (".hada_t1", ".lokr_w2") + ((".lokr_w2_b", ".lokr_w1_b") if network == "lokr" else ())
+    found: dict[str, list[int]] = {suffix: [] for suffix in suffixes + facts}
+    for p in _ending(names, suffixes + facts):  # each suffix is "." and one dot-free word
+        found[names[p][names[p].rindex("."):]].append(p)
+    positions = sorted(found[suffixes[0]] + found[suffixes[1]]) if len(suffixes) > 1 else found[suffixes[0]]
     anchors = [names[p] for p in positions]
     if len(suffixes) == 1:
         cuts: list[int] | int = len(suffixes[0])
@@ -217,16 +229,21 @@ def _lycoris(index: KeyIndex, network: str, suffixes: tuple[str, ...]) -> LoraKe
     keys = LoraKeys("lycoris", network, anchors, positions, cuts, index, suffixes)
     if anchors and anchors[0].startswith("base_model.model."):
         keys.format = "peft"
-    cores, w2 = _by_module(index, ".hada_t1"), _by_module(index, ".lokr_w2")
-    tucker = [m in cores or len(w2.get(m) or ()) == 4 for m in modules]
+
+    def by_module(suffix: str) -> dict[str, Shape]:  # the last of repeated names wins, as KeyIndex.find
+        cut = len(suffix)
+        return {names[p][:-cut]: shapes[p] for p in found.get(suffix, ())}
+
+    cores, w2 = by_module(".hada_t1"), by_module(".lokr_w2")
+    tucker = [m in cores or len(w2.get(m) or ()) == 4 for m in modules] if cores or w2 else repeat(False)
     if network == "loha":
         ranks: list[int | None] = [shapes[p][0] for p in positions]
     else:
-        w2_b, w1_b = _by_module(index, ".lokr_w2_b"), _by_module(index, ".lokr_w1_b")
+        w2_b, w1_b = by_module(".lokr_w2_b"), by_module(".lokr_w1_b")
         low = [w2_b.get(m) or w1_b.get(m) for m in modules]
         ranks = [s[0] if s else None for s in low]  # None: whole Kronecker factors, no rank
-    keys.conv = frozenset(i for i, m in enumerate(modules)
-                          if tucker[i] or m.replace(".", "_").endswith(_CONV3_NAMES))
+    conv3 = map(str.endswith, map(methodcaller("replace", ".", "_"), modules), repeat(_CONV3_NAMES))
+    keys.conv = frozenset(compress(range(len(modules)), map(or_, tucker, conv3)))
     for i, rank in enumerate(ranks):
         if rank is not None:
             (keys.conv_ranks if i in keys.conv else keys.ranks).append(rank)
@@ -242,17 +259,6 @@ def _ending(names: Sequence[str], suffixes: tuple[str, ...]) -> list[int]:
 
 def _cut(name: str, cut: int) -> str:
     return name[:-cut]
-
-
-def _by_module(index: KeyIndex, suffix: str) -> dict[str, Shape]:
-    """module -> shape of its ``suffix`` tensor, for every name ending in it.
-
-    The last of repeated names wins, as ``KeyIndex.find``'s name index answers."""
-    names, shapes, cut = index.names, index.shapes, len(suffix)
-    found: dict[str, Shape] = {}
-    for p in _ending(names, (suffix,)):
-        found[names[p][:-cut]] = shapes[p]
-    return found
 
 
 def _factor(keys: LoraKeys, module: str, w: str) -> tuple[int, int] | None:
