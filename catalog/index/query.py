@@ -18,6 +18,7 @@ from catalog.index import stored_metadata
 from catalog.errors import AmbiguousName, EntryNotFound, PathOutsideLibrary
 from catalog.index.library import Library
 from catalog.index.db import JSON_COLUMNS, decode
+from catalog.index.row_codec import inflated
 from catalog.detect.registry import base_filter, base_words
 
 #: the ``ls --json`` contract, in order
@@ -70,6 +71,8 @@ def iter_entries(lib: Library, *, category: str | None = None, theme: str | None
                 for i in json_at:
                     if isinstance(row[i], str):
                         row[i] = loads(row[i])
+                    elif isinstance(row[i], bytes):  # stored deflated (catalog.index.row_codec)
+                        row[i] = loads(inflated(row[i]))
             yield dict(zip(fields, row))
 
 
