@@ -232,7 +232,7 @@ def m007_smaller_index(db: sqlite_utils.Database) -> None:
     """A million entries in under a gigabyte (1.68 GB before), every reader seeing the same.
 
     - The columns only ``show`` and listings' JSON read are stored deflated against a
-      preset dictionary (:data:`row_codec.DEFLATED_COLUMNS`): a third of a row.
+      preset dictionary (:data:`row_codec.DEFLATED_COLUMNS`): two fifths of a row.
     - The word index keeps its 1-character prefix index only (``prefix='1'``): the
       2- and 3-character ones were half of its size, and a 2–3 letter prefix is few
       enough words to merge at search time (``bench/scan.py`` measures it). The
