@@ -137,7 +137,8 @@ def bench_search(lib_root: Path, work: Path, files: int, rows: int, scanned: int
     print(f"\n== index of {rows:,} entries (rows of {lib_root.name} re-inserted under new names)")
     search_root = build_search_index(lib_root, work / f"search-{lib_root.name}-{rows}", rows)
     size = sum(p.stat().st_size for p in (search_root / ".lutnav").glob("catalog.db*"))
-    print(f"  index on disk: {size / 1e6:.0f} MB (target <= 1 GB)")
+    print(f"  index on disk: {size / 1e6:.0f} MB (target <= 1 GB): " + ", ".join(
+        f"{name} {mb:.0f}" for name, mb in index_parts(search_root / ".lutnav" / "catalog.db")) + " MB")
     by_query = search_times(search_root)
     times = [t for ts in by_query.values() for t in ts]
     report(f"search median, {rows:,} rows", statistics.median(times),
@@ -151,6 +152,17 @@ def bench_search(lib_root: Path, work: Path, files: int, rows: int, scanned: int
     report("ls --json | head (median of 5)", median_first_lines(cli + ["--library", str(search_root), "ls",
                                                                        "--json"]),
            f"first 10 lines of {rows:,} rows", "<= 0.3 s")
+
+
+def index_parts(db_path: Path, shown: int = 5) -> list[tuple[str, float]]:
+    """The largest tables and indexes of an index, in MB (SQLite's dbstat), the rest summed."""
+    with sqlite3.connect(db_path) as conn:
+        try:
+            parts = conn.execute("select name, sum(pgsize) / 1e6 from dbstat group by name "
+                                 "order by 2 desc").fetchall()
+        except sqlite3.OperationalError:  # an SQLite built without dbstat
+            return []
+    return [*parts[:shown], ("the rest", sum(mb for _, mb in parts[shown:]))]
 
 
 def median_first_lines(cmd: list[str], lines: int = 10, runs: int = 5) -> float:
@@ -453,12 +465,17 @@ def write_sidecars(folder: Path, stem: str, i: int, rng: random.Random, readmes:
 def build_search_index(lib_root: Path, root: Path, rows: int) -> Path:
     """A copy of the real index grown to ``rows`` by re-inserting its rows under new paths.
 
-    The copies keep each row's text but vary name, theme and trigger words from a
-    vocabulary, so term frequencies stay realistic; the FTS triggers index them as
-    a scan would. Reused while it holds the wanted row count.
+    The copies keep each row's text but vary path, name and trigger words (from a
+    vocabulary, so term frequencies stay realistic); every other column, the
+    stored forms included, is the scanned row's. The FTS triggers index them as a
+    scan would. ``header_metadata`` is not copied: it stays at the scanned rows.
+    Reused while it holds the wanted row count and was copied from the same rows
+    stored the same way (a change to the stored forms or the schema builds it again).
     """
     db_path = root / ".lutnav" / "catalog.db"
-    if db_path.is_file():
+    marker = root / MARKER
+    source = _stored_digest(lib_root / ".lutnav" / "catalog.db")
+    if db_path.is_file() and marker.is_file() and json.loads(marker.read_text()) == {"source": source}:
         with sqlite3.connect(db_path) as conn:
             if conn.execute("select count(*) from entries").fetchone()[0] == rows:
                 return root
@@ -485,7 +502,23 @@ def build_search_index(lib_root: Path, root: Path, rows: int) -> Path:
             dst.executemany(sql, batch)
             needed -= len(batch)
     dst.close()
+    marker.write_text(json.dumps({"source": source}))
     return root
+
+
+def _stored_digest(db_path: Path) -> str:
+    """What the copies are made of: the schema and every stored value but the scan time."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with sqlite3.connect(db_path) as conn:
+        for (sql,) in conn.execute("select coalesce(sql, '') from sqlite_master order by name"):
+            digest.update(sql.encode())
+        digest.update(str(conn.execute("pragma page_size").fetchone()[0]).encode())
+        cols = [r[1] for r in conn.execute("pragma table_info(entries)") if r[1] not in VOLATILE]
+        for row in conn.execute(f"select {', '.join(cols)} from entries order by path"):
+            digest.update(repr(row).encode())
+    return digest.hexdigest()
 
 
 def search_times(root: Path, rounds: int = 15) -> dict[str, list[float]]:

@@ -52,8 +52,9 @@ migrations = Migrations("lutnav")
 
 
 def decode(row: dict) -> dict:
-    """A row from SQLite with its JSON columns parsed back (compact forms expanded)."""
+    """A row from SQLite with its JSON columns parsed back (deflated and compact forms expanded)."""
     out = dict(row)
+    row_codec.inflate(out)
     for col in JSON_COLUMNS:
         value = out.get(col)
         if isinstance(value, str):
@@ -96,6 +97,30 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["entries"].enable_fts(FTS_COLUMNS, create_triggers=True, tokenize="unicode61 remove_diacritics 2")
 
 
+def _fts_table(db: sqlite_utils.Database, prefix: str, update_of: bool) -> None:
+    """The word index of ``entries`` and the triggers that keep it, as m002 and m007 write them."""
+    cols = ", ".join(f"[{c}]" for c in FTS_COLUMNS)
+    new = ", ".join(f"new.[{c}]" for c in FTS_COLUMNS)
+    old = ", ".join(f"old.[{c}]" for c in FTS_COLUMNS)
+    db.execute(f"create virtual table [entries_fts] using fts5({cols}, "
+               f"tokenize='unicode61 remove_diacritics 2', prefix='{prefix}', content=[entries])")
+    db.execute(f"create trigger [entries_ai] after insert on [entries] begin "
+               f"insert into [entries_fts] (rowid, {cols}) values (new.rowid, {new}); end")
+    db.execute(f"create trigger [entries_ad] after delete on [entries] begin "
+               f"insert into [entries_fts] ([entries_fts], rowid, {cols}) "
+               f"values ('delete', old.rowid, {old}); end")
+    db.execute(f"create trigger [entries_au] after update {f'of {cols} ' if update_of else ''}on [entries] "
+               f"begin insert into [entries_fts] ([entries_fts], rowid, {cols}) "
+               f"values ('delete', old.rowid, {old}); "
+               f"insert into [entries_fts] (rowid, {cols}) values (new.rowid, {new}); end")
+
+
+def _drop_fts_table(db: sqlite_utils.Database) -> None:
+    for trigger in ("entries_ai", "entries_ad", "entries_au"):
+        db.execute(f"drop trigger if exists [{trigger}]")
+    db.execute("drop table if exists [entries_fts]")
+
+
 @migrations()
 def m002_fts_prefix_index(db: sqlite_utils.Database) -> None:
     """Prefix indexes for 1–3 characters: live search types one letter at a time.
@@ -105,20 +130,7 @@ def m002_fts_prefix_index(db: sqlite_utils.Database) -> None:
     triggers are written out here, in the same shape.
     """
     db["entries"].disable_fts()
-    cols = ", ".join(f"[{c}]" for c in FTS_COLUMNS)
-    new = ", ".join(f"new.[{c}]" for c in FTS_COLUMNS)
-    old = ", ".join(f"old.[{c}]" for c in FTS_COLUMNS)
-    db.execute(f"create virtual table [entries_fts] using fts5({cols}, "
-               "tokenize='unicode61 remove_diacritics 2', prefix='1 2 3', content=[entries])")
-    db.execute(f"create trigger [entries_ai] after insert on [entries] begin "
-               f"insert into [entries_fts] (rowid, {cols}) values (new.rowid, {new}); end")
-    db.execute(f"create trigger [entries_ad] after delete on [entries] begin "
-               f"insert into [entries_fts] ([entries_fts], rowid, {cols}) "
-               f"values ('delete', old.rowid, {old}); end")
-    db.execute(f"create trigger [entries_au] after update on [entries] begin "
-               f"insert into [entries_fts] ([entries_fts], rowid, {cols}) "
-               f"values ('delete', old.rowid, {old}); "
-               f"insert into [entries_fts] (rowid, {cols}) values (new.rowid, {new}); end")
+    _fts_table(db, prefix="1 2 3", update_of=False)
     db.execute("insert into [entries_fts] ([entries_fts]) values ('rebuild')")
 
 
@@ -209,6 +221,50 @@ def m006_compact_sources(db: sqlite_utils.Database) -> None:
         conn.execute("insert into [entries_fts] ([entries_fts]) values ('optimize')")
 
 
+@migrations()
+def m007_smaller_index(db: sqlite_utils.Database) -> None:
+    """A million entries in under a gigabyte (1.68 GB before), every reader seeing the same.
+
+    - The columns only ``show`` and listings' JSON read are stored deflated against a
+      preset dictionary (:data:`row_codec.DEFLATED_COLUMNS`): two fifths of a row.
+    - The word index keeps its 1-character prefix index only (``prefix='1'``): the
+      2- and 3-character ones were half of its size, and a 2–3 letter prefix is few
+      enough words to merge at search time (``bench/scan.py`` measures it). The
+      1-character one stays: a search of one letter would merge every word.
+    - Its update trigger fires only when a column it indexes changes (as the CJK
+      one does), so rewriting any other column never re-indexes a row.
+    - ``base_variant`` (SDXL only, empty elsewhere) is indexed where it is set.
+
+    Existing rows are carried over in rowid order, a slice at a time (a million
+    never sit in memory), with the word index dropped meanwhile and rebuilt once.
+    """
+    conn = db.conn
+    _drop_fts_table(db)
+    packed = row_codec.DEFLATED_COLUMNS
+    select = f"select rowid, {', '.join(packed)} from entries where rowid > ? order by rowid limit 5000"
+    update = f"update entries set {', '.join(f'[{c}] = ?' for c in packed)} where rowid = ?"
+    last = -(2**63)
+    while batch := conn.execute(select, [last]).fetchall():
+        updates = []
+        for rowid, *values in batch:
+            row = dict(zip(packed, values))
+            row_codec.deflate(row)
+            if list(row.values()) != values:
+                updates.append([*row.values(), rowid])
+        conn.executemany(update, updates)
+        last = batch[-1][0]
+    _fts_table(db, prefix="1", update_of=True)
+    db.execute("insert into [entries_fts] ([entries_fts]) values ('rebuild')")
+    db.execute("drop index if exists [idx_entries_base_variant]")
+    db.execute("create index [idx_entries_base_variant] on [entries] ([base_variant]) "
+               "where [base_variant] is not null")
+
+
+#: the page size of a new index: rows of about a kilobyte waste less of a page of 8 KB
+#: than of one of 4 KB (an index made before keeps its own; only VACUUM could change it)
+PAGE_SIZE = 8192
+
+
 def connect(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) and, unless told not to, migrate the index at ``path``."""
     conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
@@ -217,6 +273,7 @@ def connect(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
     db = sqlite_utils.Database(conn, execute_plugins=False)
     try:
         conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect on a new, empty file only
         db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
         if migrate and migrations.pending(db):

@@ -20,6 +20,7 @@ from catalog.errors import AmbiguousName, EntryNotFound, PathOutsideLibrary
 from catalog.index.db import JSON_COLUMNS, decode
 from catalog.index.entry import COLUMNS, LS_FIELDS, Entry, EntryDetails
 from catalog.index.library_folder import LibraryFolder
+from catalog.index.row_codec import inflated
 from catalog.detect.registry import base_filter, base_words
 
 #: the ``ls --json`` contract, in order (declared by :class:`Entry`)
@@ -65,6 +66,8 @@ def iter_entries(lib: LibraryFolder, *, category: str | None = None, theme: str 
                 for i in json_at:
                     if isinstance(row[i], str):
                         row[i] = loads(row[i])
+                    elif isinstance(row[i], bytes):  # stored deflated (catalog.index.row_codec)
+                        row[i] = loads(inflated(row[i]))
             yield Entry(*row) if by_position else Entry(**dict(zip(fields, row)))
 
 

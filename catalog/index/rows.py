@@ -21,7 +21,7 @@ from catalog.index.library_folder import LibraryFolder
 from catalog.detect.registry import sdxl_variant
 from catalog.index.stored_metadata import bounded, bounded_field
 from catalog.index.walk import Candidate, category_theme, entry_name
-from catalog.index.row_codec import fact_sources, pack
+from catalog.index.row_codec import deflate, fact_sources, pack
 
 
 #: per-process cache of parsed folder READMEs and folder listings, for one scan
@@ -147,4 +147,5 @@ def _encode(row: dict) -> dict:
     for col in JSON_COLUMNS:
         if col in out and not isinstance(out[col], str | None):
             out[col] = orjson.dumps(out[col]).decode()
+    deflate(out)
     return out
