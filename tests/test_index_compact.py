@@ -138,7 +138,7 @@ def test_an_index_before_the_deflated_columns_upgrades_with_identical_output(dem
     lib = demo_library
     fresh_out = _outputs(lib)
     searches = ("in", "ink", "i", "wa", "anime girl", "风景", "sd")
-    found = {q: [e["path"] for e in lib.search(q)] for q in searches}
+    found = {q: [e.path for e in lib.search(q)] for q in searches}
     from catalog.index.db import _drop_fts_table, _fts_table
 
     _drop_fts_table(lib.db)
@@ -154,14 +154,14 @@ def test_an_index_before_the_deflated_columns_upgrades_with_identical_output(dem
     lib.db.conn.commit()
     assert all(not isinstance(v, bytes) for row in lib.db.execute(f"select {_DEFLATED} from entries")
                for v in row)
-    assert {q: [e["path"] for e in lib.search(q)] for q in searches} == found
+    assert {q: [e.path for e in lib.search(q)] for q in searches} == found
     lib.db.conn.close()
 
     upgraded = Library(lib.root)
     raw = list(upgraded.db.execute(f"select {_DEFLATED} from entries"))
     assert any(isinstance(v, bytes) for row in raw for v in row)
     assert _outputs(upgraded) == fresh_out
-    assert {q: [e["path"] for e in upgraded.search(q)] for q in searches} == found
+    assert {q: [e.path for e in upgraded.search(q)] for q in searches} == found
     assert all(found[q] for q in ("in", "ink", "i", "wa")), "the demo has entries for these prefixes"
     prefix = upgraded.db.execute("select sql from sqlite_master where name = 'entries_fts'").fetchone()[0]
     assert "prefix='1'" in prefix
@@ -183,7 +183,7 @@ def test_the_update_trigger_reindexes_search_columns_only(demo_library):
     assert _fts_pages(lib.root) == before, "a column no search reads must not re-index the row"
     lib.db.execute("update entries set notes = 'zzqfindme' where path = ?", [path])
     lib.db.conn.commit()
-    assert [r["path"] for r in lib.search("zzqfindme")] == [path]
+    assert [r.path for r in lib.search("zzqfindme")] == [path]
 
 
 def test_a_new_index_uses_larger_pages_and_an_old_one_keeps_its_own(tmp_path):

@@ -40,8 +40,8 @@ def test_exact_merge_writes_cards_and_indexes_the_blend(lib):
     assert meta["ss_merged_from"] == "ink, zz" and meta["ss_merge_method"] == "concat"
     assert meta["modelspec.description"] == f"lutnav mix ink:0.5 zz:0.3 --out {out.name}"
     entry = lib.get("blend")
-    assert entry["parents"] == ["style/ink/ink.safetensors", "character/cat/zz.safetensors"]
-    assert entry["rank"] == 8
+    assert entry.parents == ["style/ink/ink.safetensors", "character/cat/zz.safetensors"]
+    assert entry.rank == 8
     # what the CLI prints: the notes on stderr, the new entry's tag on stdout, in this order
     assert said == result.lines
     notes = [line.text for line in said if line.err]
