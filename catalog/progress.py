@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,16 @@ class Progress:
 
 #: what a long job is: yields Progress, returns its result
 Work = Generator[Progress, None, T]
+
+
+def collect(work: Generator[P, None, T]) -> tuple[list[P], T]:
+    """Every step ``work`` yields, and its result: for scripts and tests that look at the steps."""
+    steps: list[P] = []
+    while True:
+        try:
+            steps.append(next(work))
+        except StopIteration as stop:
+            return steps, stop.value
 
 
 def finish(work: Generator[object, None, T]) -> T:

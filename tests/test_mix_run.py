@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.progress import Progress, finish
+from catalog.progress import Progress, collect, finish
 from lutnav.mix import Line, MixRequest, run
 from lutnav.mix.errors import MixUsageError, OutputExists
 from lutnav.prompt_tags import Spec
@@ -16,22 +16,12 @@ def lib(tmp_path):
     return build_library(tmp_path / "loras")
 
 
-def steps_and_result(work):
-    """Every yielded step, and the work's return value."""
-    steps = []
-    while True:
-        try:
-            steps.append(next(work))
-        except StopIteration as stop:
-            return steps, stop.value
-
-
 def test_exact_merge_writes_cards_and_indexes_the_blend(lib):
     from catalog.files.header import read_header
 
     out = lib.root / "style/ink/blend.safetensors"
     said: list[Line] = []
-    steps, result = steps_and_result(run(MixRequest(lib, [Spec("ink", 0.5), Spec("zz", 0.3)], out=out),
+    steps, result = collect(run(MixRequest(lib, [Spec("ink", 0.5), Spec("zz", 0.3)], out=out),
                                          say=said.append))
     assert result.ok and result.written == out and result.sampling is None
     assert steps and all(isinstance(s, Progress) for s in steps)
@@ -52,7 +42,7 @@ def test_exact_merge_writes_cards_and_indexes_the_blend(lib):
 
 def test_a_blend_over_the_limits_is_refused_before_any_work(lib, tmp_path):
     out = tmp_path / "blend.safetensors"
-    steps, result = steps_and_result(run(MixRequest(lib, [Spec("ink", 0.7), Spec("hero", 0.5)], out=out)))
+    steps, result = collect(run(MixRequest(lib, [Spec("ink", 0.7), Spec("hero", 0.5)], out=out)))
     assert not result.ok and steps == []
     assert result.lines == [Line("refused: total strength 1.20 > max_total 1 (ink 0.7 + hero 0.5; "
                                  "[mix] in .lutnav/config.toml) — lower the weights, raise the limit, "

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from catalog.progress import Progress, finish, within
+from catalog.progress import Progress, collect, finish, within
 from lutnav.output import run_with_progress
 from lutnav.tui.jobs import follow
 
@@ -55,12 +55,12 @@ def test_a_scan_and_hashing_yield_only_progress_and_return_their_result(demo_lib
 
     (demo_library.root / "style" / "extra.safetensors").write_bytes(
         next(demo_library.root.rglob("*.safetensors")).read_bytes())
-    steps, summary = _run(scan(demo_library, full=True))
+    steps, summary = collect(scan(demo_library, full=True))
     assert isinstance(summary, ScanSummary) and summary.total == len(demo_library.entries())
     assert steps and all(type(s) is Progress for s in steps)
     read = [s for s in steps if s.phase == "read"]
     assert read[-1].done == read[-1].total == summary.total  # full: every file read
-    steps, hashes = _run(hashing.compute(demo_library, ["style/extra.safetensors"]))
+    steps, hashes = collect(hashing.compute(demo_library, ["style/extra.safetensors"]))
     assert steps and all(type(s) is Progress for s in steps) and steps[-1].done == steps[-1].total
     assert list(hashes) == ["style/extra.safetensors"]
 
@@ -77,7 +77,7 @@ def test_a_pull_yields_each_file_it_fetches(tmp_path):
     for n in (1, 2):
         (folder / f"ink_{n}.safetensors").write_bytes(lora_bytes(seed=n))
     source = open_local(folder)
-    steps, report = _run(pull(lib, source, PullOptions(take_all=True, category="style", theme="ink")))
+    steps, report = collect(pull(lib, source, PullOptions(take_all=True, category="style", theme="ink")))
     assert [(s.done, s.total) for s in steps] == [(1, 2), (2, 2)]
     assert sorted(s.item for s in steps) == ["ink_1.safetensors", "ink_2.safetensors"]
     assert sorted(p.rel for p in report.placed) == ["style/ink/ink_1.safetensors", "style/ink/ink_2.safetensors"]
@@ -156,7 +156,7 @@ def test_the_tui_follower_reports_each_step_and_a_cancel_closes_the_work():
 
 
 def test_within_counts_a_part_of_a_larger_job():
-    steps, result = _run(within(_work(), 10, 99))
+    steps, result = collect(within(_work(), 10, 99))
     assert result == "result" and steps[0] == Progress(11, 99, "walked 1", "walk")
 
 
@@ -191,11 +191,3 @@ def test_only_the_cli_renderer_and_the_tui_draw_progress():
     assert jobs.count("next(") == 1  # inside follow: every TUI job runs through it
     assert "disable_progress_bars()" in (ROOT / "lutnav/pull/hub.py").read_text("utf-8")
 
-
-def _run(work):
-    steps = []
-    while True:
-        try:
-            steps.append(next(work))
-        except StopIteration as stop:
-            return steps, stop.value

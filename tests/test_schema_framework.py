@@ -23,28 +23,23 @@ CONFIG_HEAD = 'task_type = "text-generation"\nbase_model = "m"\ntrain_data = "d.
 RECIPE_HEAD = 'name = "ink_hero"\n\n[[lora]]\nname = "ink"\n'
 
 
-def card_error(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "ink.toml"
+def _error(path: Path, text: str, load, error: type[Exception]) -> str:
     path.write_text(text, "utf-8")
-    with pytest.raises(SidecarError) as err:
-        read_card(path)
+    with pytest.raises(error) as err:
+        load(path)
     return str(err.value)
+
+
+def card_error(tmp_path: Path, text: str) -> str:
+    return _error(tmp_path / "ink.toml", text, read_card, SidecarError)
 
 
 def config_error(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "cfg.toml"
-    path.write_text(text, "utf-8")
-    with pytest.raises(ConfigError) as err:
-        load_config(path)
-    return str(err.value)
+    return _error(tmp_path / "cfg.toml", text, load_config, ConfigError)
 
 
 def recipe_error(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "blend.toml"
-    path.write_text(text, "utf-8")
-    with pytest.raises(RecipeError) as err:
-        load_recipe(path)
-    return str(err.value)
+    return _error(tmp_path / "blend.toml", text, load_recipe, RecipeError)
 
 
 # --- the same three mistakes in each file ---------------------------------------------------------
