@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lutnav.sample_loras import lora_modules, lora_tensors  # noqa: E402
+from catalog.index import row_codec  # noqa: E402
 from catalog.index.library import Library  # noqa: E402
 from catalog.files.safetensors_writer import write_safetensors  # noqa: E402
 
@@ -194,6 +195,7 @@ def indexed_fields(lib_root: Path) -> Iterator[dict]:
     metas = dict(conn.execute("select path, metadata from header_metadata"))
     for row in conn.execute("select * from entries order by path"):
         out = {k: row[k] for k in row.keys() if k not in VOLATILE}
+        row_codec.inflate(out)  # compared as text, however the index stores it
         out["metadata"] = metas.get(row["path"])
         yield out
     conn.close()
