@@ -124,7 +124,7 @@ async def first_paint(root: Path) -> float:
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one("EntryTable")
         await until(pilot, lambda: table.total > 0)
-        first_name = table.pager.row(0)["name"]
+        first_name = table.pager.row(0).name
         await until(pilot, lambda: first_name in screen_text(app))
         paint = time.perf_counter() - started
         await app.workers.wait_for_complete()
@@ -175,7 +175,7 @@ async def drive(root: Path, query: str) -> dict:
             send_key(app, key)
             await until(pilot, done)
             row = table.current
-            await until(pilot, lambda: row["name"][:12] in screen_text(app))
+            await until(pilot, lambda: row.name[:12] in screen_text(app))
             return time.perf_counter() - t0
 
         out["jump_to_end_s"] = await timed_key("end", lambda: table.cursor == table.total - 1)
