@@ -115,6 +115,15 @@ def screen_text(app) -> str:
     return "\n".join(s.text for s in app.screen._compositor.render_strips())
 
 
+async def rows_on_screen(pilot, app):
+    """Wait until the table holds rows and the first of them is drawn; the table."""
+    table = app.query_one("EntryTable")
+    await until(pilot, lambda: table.total > 0)
+    first_name = table.pager.row(0).name
+    await until(pilot, lambda: first_name in screen_text(app))
+    return table
+
+
 async def first_paint(root: Path) -> float:
     """Seconds from starting the app to its first rows on screen (the app then quits)."""
     from lutnav.tui.app import create_app
@@ -122,10 +131,7 @@ async def first_paint(root: Path) -> float:
     app = create_app(Library(root))
     started = time.perf_counter()
     async with app.run_test(size=(120, 40)) as pilot:
-        table = app.query_one("EntryTable")
-        await until(pilot, lambda: table.total > 0)
-        first_name = table.pager.row(0).name
-        await until(pilot, lambda: first_name in screen_text(app))
+        await rows_on_screen(pilot, app)
         paint = time.perf_counter() - started
         await app.workers.wait_for_complete()
     return paint
@@ -140,10 +146,7 @@ async def drive(root: Path, query: str) -> dict:
     app = create_app(Library(root))
     started = time.perf_counter()
     async with app.run_test(size=(120, 40)) as pilot:
-        table = app.query_one("EntryTable")
-        await until(pilot, lambda: table.total > 0)
-        first_name = table.pager.row(0).name
-        await until(pilot, lambda: first_name in screen_text(app))
+        table = await rows_on_screen(pilot, app)
         out["first_paint_s"] = time.perf_counter() - started
         out["total"] = table.total
         await app.workers.wait_for_complete()
