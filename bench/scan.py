@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lutnav.sample_loras import lora_modules, lora_tensors  # noqa: E402
-from catalog.index import row_codec  # noqa: E402
+from catalog.index import row_codec, stored_metadata  # noqa: E402
 from catalog.index.library import Library  # noqa: E402
 from catalog.files.safetensors_writer import write_safetensors  # noqa: E402
 
@@ -196,7 +196,12 @@ def indexed_fields(lib_root: Path) -> Iterator[dict]:
     for row in conn.execute("select * from entries order by path"):
         out = {k: row[k] for k in row.keys() if k not in VOLATILE}
         row_codec.inflate(out)  # compared as text, however the index stores it
-        out["metadata"] = metas.get(row["path"])
+        # the metadata as `show` reports it, however much of it the index keeps
+        weights = lib_root / row["path"]
+        if row["kind"] == "folder":
+            weights = weights / "adapter_model.safetensors"
+        metadata, _ = stored_metadata.full(metas.get(row["path"]), weights, row["header_digest"])
+        out["metadata"] = json.dumps(metadata, sort_keys=True)
         yield out
     conn.close()
 
@@ -470,7 +475,7 @@ def build_search_index(lib_root: Path, root: Path, rows: int) -> Path:
     The copies keep each row's text but vary path, name and trigger words (from a
     vocabulary, so term frequencies stay realistic); every other column, the
     stored forms included, is the scanned row's. The FTS triggers index them as a
-    scan would. ``header_metadata`` is not copied: it stays at the scanned rows.
+    scan would; each copy has its row of ``header_metadata`` too, as a scan writes it.
     Reused while it holds the wanted row count and was copied from the same rows
     stored the same way (a change to the stored forms or the schema builds it again).
     """
@@ -489,6 +494,7 @@ def build_search_index(lib_root: Path, root: Path, rows: int) -> Path:
     src.close()
     dst.row_factory = sqlite3.Row
     base = [dict(r) for r in dst.execute("select * from entries")]
+    metas = dict(dst.execute("select path, metadata from header_metadata"))
     rng = random.Random(11)
     cols = list(base[0])
     sql = f"insert into entries ({', '.join(cols)}) values ({', '.join('?' * len(cols))})"
@@ -502,6 +508,8 @@ def build_search_index(lib_root: Path, root: Path, rows: int) -> Path:
                            trigger_words=json.dumps(rng.sample(WORDS, 2)))
                 batch.append([new[c] for c in cols])
             dst.executemany(sql, batch)
+            dst.executemany("insert into header_metadata (path, metadata) values (?, ?)",
+                            ([f"copy{k}/{row['path']}", metas.get(row["path"])] for row in base[:needed]))
             needed -= len(batch)
     dst.close()
     marker.write_text(json.dumps({"source": source}))
@@ -519,6 +527,8 @@ def _stored_digest(db_path: Path) -> str:
         digest.update(str(conn.execute("pragma page_size").fetchone()[0]).encode())
         cols = [r[1] for r in conn.execute("pragma table_info(entries)") if r[1] not in VOLATILE]
         for row in conn.execute(f"select {', '.join(cols)} from entries order by path"):
+            digest.update(repr(row).encode())
+        for row in conn.execute("select path, metadata from header_metadata order by path"):
             digest.update(repr(row).encode())
     return digest.hexdigest()
 

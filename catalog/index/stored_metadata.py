@@ -1,15 +1,19 @@
-"""What the index keeps of a file's header metadata: bounded, and whole again on ``show``.
+"""What the index keeps of a file's header metadata: little, and whole again on ``show``.
 
-A kohya ``ss_tag_frequency`` can be tens of megabytes; two such files made the
-index 100 MB, and every scan paid to write it. The index keeps small values as
-they are and a one-line stand-in for large ones; ``show`` reads the full
-metadata back from the file when a stand-in is there, so ``show --json`` is
-the same as before. Nothing else reads the stored metadata.
+Only ``show`` reads the stored metadata, and the file holds all of it: a kohya
+``ss_tag_frequency`` can be tens of megabytes, and even a plain sd-scripts
+header carries 2-4 KB of ``ss_*`` keys, which at a million entries would be
+gigabytes of index that nothing lists or searches. So the index keeps a small
+header's metadata as it is (diffusers' ``{"format": "pt"}``, a short modelspec)
+and a one-line stand-in for the rest; ``show`` reads the full metadata back
+from the file when a stand-in is there, so ``show --json`` is the same as
+before, and says so when the file changed since the scan.
 
 The fields derived from the header and the sidecars (title, description,
-trigger words, training facts, …) are bounded the same way: long text is cut
-with a note saying so, long lists and tables are shortened. What a user reads
-in ``ls`` and ``show`` stays useful; the files keep the full text.
+trigger words, training facts, …) are bounded differently: they are listed and
+searched, so long text is cut with a note saying so and long lists and tables
+are shortened. What a user reads in ``ls`` and ``show`` stays useful; the files
+keep the full text.
 """
 
 from __future__ import annotations
@@ -21,25 +25,18 @@ import orjson
 from catalog.errors import CatalogError
 from catalog.files.header import read_header
 
-#: a value longer than this (in characters) is kept as a stand-in
-MAX_VALUE_CHARS = 64 * 1024
-#: all stored keys and values together, at most
-MAX_TOTAL_CHARS = 512 * 1024
+#: metadata of at most this many characters (keys and values together) is stored as it is
+MAX_TOTAL_CHARS = 1024
 #: stand-ins start with this; a file's own value that does only costs a re-read
 MARK = "\u0000lutnav: not stored"
 
 
 def bounded(metadata: dict[str, str]) -> dict[str, str]:
-    """The metadata to store: small values as they are, stand-ins for large ones."""
-    out = {k: (v if len(v) <= MAX_VALUE_CHARS else _stand_in(v)) for k, v in metadata.items()}
-    if sum(len(k) + len(v) for k, v in out.items()) > MAX_TOTAL_CHARS:
-        total = sum(len(k) + len(v) for k, v in metadata.items())
-        return {MARK: f"{MARK}: {len(metadata)} keys, {total:,} characters; read from the file by show"}
-    return out
-
-
-def _stand_in(value: str) -> str:
-    return f"{MARK}: {len(value):,} characters; read from the file by show"
+    """The metadata to store: a small one as it is, else one stand-in that says what is in the file."""
+    total = sum(len(k) + len(v) for k, v in metadata.items())
+    if total <= MAX_TOTAL_CHARS:
+        return metadata
+    return {MARK: f"{len(metadata)} keys, {total:,} characters; read from the file by show"}
 
 
 def is_partial(stored: dict[str, str]) -> bool:
