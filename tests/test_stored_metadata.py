@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from catalog.index.library import Library
-from catalog.index.stored_metadata import MAX_TOTAL_CHARS
+from catalog.index.stored_metadata import MAX_TOTAL_CHARS, MARK
 from tests.hubserver import run
 from tests.lorafiles import write_kohya
 
@@ -19,6 +19,10 @@ def _freq(n_chars: int) -> str:
     return text
 
 
+def _stored_chars(lib: Library) -> int:
+    return lib.db.execute("select coalesce(sum(length(metadata)), 0) from header_metadata").fetchone()[0]
+
+
 def test_large_metadata_values_do_not_grow_the_index_and_show_reads_them_back(tmp_path):
     root = tmp_path / "loras"
     freq = _freq(BIG)
@@ -27,8 +31,7 @@ def test_large_metadata_values_do_not_grow_the_index_and_show_reads_them_back(tm
                     metadata={"ss_tag_frequency": freq, "ss_output_name": f"big{i}"})
     lib = Library(root)
     lib.scan_all()
-    stored = lib.db.execute("select sum(length(metadata)) from header_metadata").fetchone()[0]
-    assert stored < 2 * 200, "two short stand-ins"
+    assert _stored_chars(lib) == 0, "the files keep it"
     out = json.loads(run(root, "show", "big0", "--json").output)
     assert out["metadata"]["ss_tag_frequency"] == freq
     assert out["metadata"]["ss_output_name"] == "big0"
@@ -41,7 +44,7 @@ def test_many_small_keys_are_bounded_too(tmp_path):
     write_kohya(root / "style" / "keys" / "keys.safetensors", metadata=meta)
     lib = Library(root)
     lib.scan_all()
-    assert lib.db.execute("select length(metadata) from header_metadata").fetchone()[0] < MAX_TOTAL_CHARS
+    assert _stored_chars(lib) == 0
     assert lib.details("keys").metadata == meta
 
 
@@ -63,7 +66,7 @@ def test_an_ordinary_kohya_header_is_a_stand_in_and_show_gives_it_whole(tmp_path
     write_kohya(root / "style" / "ink" / "ink.safetensors", metadata=meta)
     lib = Library(root)
     lib.scan_all()
-    assert lib.db.execute("select length(metadata) from header_metadata").fetchone()[0] < 120
+    assert _stored_chars(lib) == 0
     assert lib.details("ink").metadata == meta
     assert json.loads(run(root, "show", "ink", "--json").output)["metadata"] == meta
 
@@ -76,6 +79,29 @@ def test_small_metadata_is_stored_and_shown_as_is(tmp_path):
     lib.scan_all()
     assert json.loads(lib.db.execute("select metadata from header_metadata").fetchone()[0]) == meta
     assert lib.details("ink").metadata == meta
+
+
+def test_stand_ins_of_an_older_index_still_read_the_file(tmp_path):
+    root = tmp_path / "loras"
+    meta = {"ss_output_name": "ink", "ss_tag_frequency": "x" * (2 * MAX_TOTAL_CHARS)}
+    write_kohya(root / "style" / "ink" / "ink.safetensors", metadata=meta)
+    lib = Library(root)
+    lib.scan_all()
+    lib.db.execute("insert into header_metadata (path, metadata) values (?, ?)",
+                   ["style/ink/ink.safetensors", json.dumps({MARK: "2 keys; read from the file by show"})])
+    lib.db.conn.commit()
+    assert lib.details("ink").metadata == meta
+
+
+def test_a_pickle_has_no_metadata_and_no_warning_about_it(tmp_path):
+    root = tmp_path / "loras"
+    write_kohya(root / "style" / "ink" / "ink.safetensors", metadata={"ss_output_name": "ink"})
+    (root / "style" / "old").mkdir(parents=True)
+    (root / "style" / "old" / "old.ckpt").write_bytes(b"\x80\x02}q\x00.")
+    lib = Library(root)
+    lib.scan_all()
+    info = lib.details("old")
+    assert info.metadata == {} and not any("metadata" in w for w in info.warnings)
 
 
 def test_header_text_fields_are_stored_cut_and_say_so(tmp_path):

@@ -19,7 +19,7 @@ from catalog.index.entry import CARD_FIELDS, LIST_FIELDS, blank_facts
 from catalog.detect.metadata_claims import claim_family
 from catalog.index.library_folder import LibraryFolder
 from catalog.detect.registry import sdxl_variant
-from catalog.index.stored_metadata import bounded, bounded_field
+from catalog.index.stored_metadata import bounded_field, stored_text
 from catalog.index.walk import Candidate, category_theme, entry_name
 from catalog.index.row_codec import deflate, fact_sources, pack
 
@@ -63,7 +63,7 @@ def build_row(cand: Candidate, facts: dict) -> tuple[dict, dict]:
     row.update(facts)
     row["warnings"] = list(row["warnings"] or [])
     _merge_cards(cand, row)
-    return _encode(row), {"path": cand.rel, "metadata": orjson.dumps(bounded(metadata)).decode()}
+    return _encode(row), {"path": cand.rel, "metadata": stored_text(metadata)}
 
 
 def reread_cards(lib: LibraryFolder, cand: Candidate) -> dict | None:

@@ -221,7 +221,7 @@ def _write(lib: LibraryFolder, rows: list[dict], metas: list[dict], removed: lis
         _delete(db, "hashes", removed)
         db.conn.executemany(insert, ([row.get(c) for c in cols] for row in rows))
         db.conn.executemany("insert into header_metadata (path, metadata) values (?, ?)",
-                            ((m["path"], m["metadata"]) for m in metas))
+                            ((m["path"], m["metadata"]) for m in metas if m["metadata"] is not None))
 
 
 def _delete(db, table: str, paths: list[str]) -> None:

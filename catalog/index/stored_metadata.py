@@ -4,10 +4,9 @@ Only ``show`` reads the stored metadata, and the file holds all of it: a kohya
 ``ss_tag_frequency`` can be tens of megabytes, and even a plain sd-scripts
 header carries 2-4 KB of ``ss_*`` keys, which at a million entries would be
 gigabytes of index that nothing lists or searches. So the index keeps a small
-header's metadata as it is (diffusers' ``{"format": "pt"}``, a short modelspec)
-and a one-line stand-in for the rest; ``show`` reads the full metadata back
-from the file when a stand-in is there, so ``show --json`` is the same as
-before, and says so when the file changed since the scan.
+header's metadata as it is (diffusers' ``{"format": "pt"}``) and nothing for
+the rest; ``show`` reads the metadata from the file then, so ``show --json`` is
+the same as before, and says so when the file changed since the scan.
 
 The fields derived from the header and the sidecars (title, description,
 trigger words, training facts, …) are bounded differently: they are listed and
@@ -26,17 +25,16 @@ from catalog.errors import CatalogError
 from catalog.files.header import read_header
 
 #: metadata of at most this many characters (keys and values together) is stored as it is
-MAX_TOTAL_CHARS = 1024
-#: stand-ins start with this; a file's own value that does only costs a re-read
+MAX_TOTAL_CHARS = 256
+#: stand-ins that indexes of earlier versions hold start with this (the file is read instead)
 MARK = "\u0000lutnav: not stored"
 
 
-def bounded(metadata: dict[str, str]) -> dict[str, str]:
-    """The metadata to store: a small one as it is, else one stand-in that says what is in the file."""
-    total = sum(len(k) + len(v) for k, v in metadata.items())
-    if total <= MAX_TOTAL_CHARS:
-        return metadata
-    return {MARK: f"{len(metadata)} keys, {total:,} characters; read from the file by show"}
+def stored_text(metadata: dict[str, str]) -> str | None:
+    """What the index keeps: a small metadata's JSON, or None for "read it from the file"."""
+    if sum(len(k) + len(v) for k, v in metadata.items()) > MAX_TOTAL_CHARS:
+        return None
+    return orjson.dumps(metadata).decode()
 
 
 def is_partial(stored: dict[str, str]) -> bool:
@@ -44,14 +42,20 @@ def is_partial(stored: dict[str, str]) -> bool:
 
 
 def full(stored_json: str | None, weights: Path, header_digest: str | None) -> tuple[dict, str | None]:
-    """The metadata as ``show`` reports it, and a warning when it could not be made whole."""
+    """The metadata as ``show`` reports it, and a warning when it could not be made whole.
+
+    Nothing stored for a file with a valid header (``header_digest``) means "in the file";
+    files without one (pickles, broken files) have none to show.
+    """
+    if stored_json is None and header_digest is None:
+        return {}, None
     stored = orjson.loads(stored_json) if stored_json else {}
-    if not is_partial(stored):
+    if stored_json is not None and not is_partial(stored):
         return stored, None
     try:
         header = read_header(weights)
     except (CatalogError, OSError) as exc:
-        return stored, f"large metadata values were not stored and the file cannot be read now ({exc})"
+        return stored, f"the metadata is kept in the file, which cannot be read now ({exc})"
     if header_digest and header.fingerprint != header_digest:
         return stored, "the file changed since the last scan; run `lutnav scan` to see its metadata"
     return dict(header.metadata), None
