@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from catalog.index.library import Library
-from catalog.index.stored_metadata import MAX_TOTAL_CHARS, MARK
+from catalog.index.stored_metadata import MARK
 from tests.hubserver import run
 from tests.lorafiles import write_kohya
 
@@ -71,19 +71,35 @@ def test_an_ordinary_kohya_header_is_a_stand_in_and_show_gives_it_whole(tmp_path
     assert json.loads(run(root, "show", "ink", "--json").output)["metadata"] == meta
 
 
-def test_small_metadata_is_stored_and_shown_as_is(tmp_path):
+def test_small_metadata_is_shown_from_the_file_too(tmp_path):
     root = tmp_path / "loras"
     meta = {"ss_output_name": "ink", "ss_network_dim": "8", "modelspec.title": "Ink"}
     write_kohya(root / "style" / "ink" / "ink.safetensors", metadata=meta)
     lib = Library(root)
     lib.scan_all()
-    assert json.loads(lib.db.execute("select metadata from header_metadata").fetchone()[0]) == meta
+    assert _stored_chars(lib) == 0
     assert lib.details("ink").metadata == meta
+
+
+def test_metadata_an_older_index_stored_is_dropped_by_the_next_scan_of_the_file(tmp_path):
+    root = tmp_path / "loras"
+    meta = {"ss_output_name": "ink"}
+    path = write_kohya(root / "style" / "ink" / "ink.safetensors", metadata=meta)
+    lib = Library(root)
+    lib.scan_all()
+    lib.db.execute("insert into header_metadata (path, metadata) values (?, ?)",
+                   ["style/ink/ink.safetensors", json.dumps(meta)])
+    lib.db.conn.commit()
+    assert lib.details("ink").metadata == meta  # read as stored
+    write_kohya(path, seed=3, metadata={"ss_output_name": "ink2"})
+    lib.scan_all()
+    assert _stored_chars(lib) == 0
+    assert lib.details("ink").metadata == {"ss_output_name": "ink2"}
 
 
 def test_stand_ins_of_an_older_index_still_read_the_file(tmp_path):
     root = tmp_path / "loras"
-    meta = {"ss_output_name": "ink", "ss_tag_frequency": "x" * (2 * MAX_TOTAL_CHARS)}
+    meta = {"ss_output_name": "ink", "ss_tag_frequency": "x" * 5000}
     write_kohya(root / "style" / "ink" / "ink.safetensors", metadata=meta)
     lib = Library(root)
     lib.scan_all()

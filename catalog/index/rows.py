@@ -19,7 +19,7 @@ from catalog.index.entry import CARD_FIELDS, LIST_FIELDS, blank_facts
 from catalog.detect.metadata_claims import claim_family
 from catalog.index.library_folder import LibraryFolder
 from catalog.detect.registry import sdxl_variant
-from catalog.index.stored_metadata import bounded_field, stored_text
+from catalog.index.stored_metadata import bounded_field
 from catalog.index.walk import Candidate, category_theme, entry_name
 from catalog.index.row_codec import deflate, fact_sources, pack
 
@@ -28,7 +28,7 @@ from catalog.index.row_codec import deflate, fact_sources, pack
 _README_CACHE: dict = {}
 
 
-def index_rows(cands: list[Candidate]) -> list[tuple[dict, dict]]:
+def index_rows(cands: list[Candidate]) -> list[dict]:
     """Finished rows for stale entries: header facts and sidecar cards together.
 
     The unit of work of a scan (inline or in a worker process: one pickle round
@@ -51,19 +51,19 @@ def forget() -> None:
     forget_headers()
 
 
-def build_row(cand: Candidate, facts: dict) -> tuple[dict, dict]:
-    """The ``entries`` row and the ``header_metadata`` row of one entry."""
+def build_row(cand: Candidate, facts: dict) -> dict:
+    """The ``entries`` row of one entry (its header metadata stays in the file: ``show`` reads it)."""
     category, theme = category_theme(cand.rel)
     row = {
         "path": cand.rel, "kind": cand.kind, "category": category, "theme": theme,
         "name": entry_name(cand.rel), "size": cand.size, "mtime_ns": cand.mtime_ns,
         "inode": cand.inode, "sidecar_sig": cand.sidecar_sig, **blank_facts(),
     }
-    metadata = facts.pop("metadata", {}) or {}
+    facts.pop("metadata", None)
     row.update(facts)
     row["warnings"] = list(row["warnings"] or [])
     _merge_cards(cand, row)
-    return _encode(row), {"path": cand.rel, "metadata": stored_text(metadata)}
+    return _encode(row)
 
 
 def reread_cards(lib: LibraryFolder, cand: Candidate) -> dict | None:

@@ -93,11 +93,9 @@ def scan(lib: LibraryFolder, *, cancel: Callable[[], bool] | None = None,
         todo = len(stale) + len(sidecar_only)
         done = 0
         rows: list[dict] = []
-        metas: list[dict] = []
         fresh: list[dict] = []
-        for cand, (row, meta) in _indexed(stale):
+        for cand, row in _indexed(stale):
             rows.append(row)
-            metas.append(meta)
             if cand.rel in known:
                 summary.updated += 1
             else:
@@ -106,8 +104,8 @@ def scan(lib: LibraryFolder, *, cancel: Callable[[], bool] | None = None,
             summary.broken += bool(row["error"])
             done += 1
             if len(rows) >= BATCH:
-                _write(lib, rows, metas, [])
-                rows, metas = [], []
+                _write(lib, rows, [])
+                rows = []
             if done % 50 == 0 or done == todo:
                 yield Progress(done, todo, cand.rel, "read")
             if cancel():
@@ -124,7 +122,7 @@ def scan(lib: LibraryFolder, *, cancel: Callable[[], bool] | None = None,
                     yield Progress(done, todo, cand.rel, "read")
         forget()
         _carry_hashes(lib, removed, fresh)
-        _write(lib, rows, metas, [] if summary.cancelled else removed)
+        _write(lib, rows, [] if summary.cancelled else removed)
         summary.removed = 0 if summary.cancelled else len(removed)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -141,7 +139,7 @@ def _rerun_by_a_worker() -> bool:
     return mp_main is not None and mp_main is not sys.modules.get("__main__")
 
 
-def _indexed(stale: list[Candidate]) -> Iterator[tuple[Candidate, tuple[dict, dict]]]:
+def _indexed(stale: list[Candidate]) -> Iterator[tuple[Candidate, dict]]:
     """Finished rows for each stale entry, from worker processes when there are many."""
     if len(stale) < POOL_THRESHOLD or cpu_workers() == 1:
         for cand in stale:
@@ -210,18 +208,20 @@ def _carry_hashes(lib: LibraryFolder, removed: list[str], rows: list[dict]) -> N
                            [row["path"], row["mtime_ns"], old])
 
 
-def _write(lib: LibraryFolder, rows: list[dict], metas: list[dict], removed: list[str]) -> None:
-    """One transaction: replace the rows (delete + insert, so the FTS triggers see both)."""
+def _write(lib: LibraryFolder, rows: list[dict], removed: list[str]) -> None:
+    """One transaction: replace the rows (delete + insert, so the FTS triggers see both).
+
+    ``header_metadata`` is only read now (indexes of earlier versions stored it): the
+    rows of rewritten and removed entries go, and ``show`` reads the file instead.
+    """
     db = lib.db
     cols = _entry_columns(lib)
     insert = f"insert into entries ({', '.join(cols)}) values ({', '.join('?' * len(cols))})"
     with db.atomic():
         _delete(db, "entries", [r["path"] for r in rows] + removed)
-        _delete(db, "header_metadata", [m["path"] for m in metas] + removed)
+        _delete(db, "header_metadata", [r["path"] for r in rows] + removed)
         _delete(db, "hashes", removed)
         db.conn.executemany(insert, ([row.get(c) for c in cols] for row in rows))
-        db.conn.executemany("insert into header_metadata (path, metadata) values (?, ?)",
-                            ((m["path"], m["metadata"]) for m in metas if m["metadata"] is not None))
 
 
 def _delete(db, table: str, paths: list[str]) -> None:

@@ -1,12 +1,12 @@
-"""What the index keeps of a file's header metadata: little, and whole again on ``show``.
+"""A file's header metadata: not kept in the index, read whole from the file by ``show``.
 
-Only ``show`` reads the stored metadata, and the file holds all of it: a kohya
+Only ``show`` reports the metadata, and the file holds all of it: a kohya
 ``ss_tag_frequency`` can be tens of megabytes, and even a plain sd-scripts
 header carries 2-4 KB of ``ss_*`` keys, which at a million entries would be
-gigabytes of index that nothing lists or searches. So the index keeps a small
-header's metadata as it is (diffusers' ``{"format": "pt"}``) and nothing for
-the rest; ``show`` reads the metadata from the file then, so ``show --json`` is
-the same as before, and says so when the file changed since the scan.
+gigabytes of index that nothing lists or searches. So the index keeps none of
+it; ``show`` reads it from the file (one header, a millisecond or two), so
+``show --json`` is the same as before, and says so when the file changed since
+the scan.
 
 The fields derived from the header and the sidecars (title, description,
 trigger words, training facts, …) are bounded differently: they are listed and
@@ -24,17 +24,8 @@ import orjson
 from catalog.errors import CatalogError
 from catalog.files.header import read_header
 
-#: metadata of at most this many characters (keys and values together) is stored as it is
-MAX_TOTAL_CHARS = 256
 #: stand-ins that indexes of earlier versions hold start with this (the file is read instead)
 MARK = "\u0000lutnav: not stored"
-
-
-def stored_text(metadata: dict[str, str]) -> str | None:
-    """What the index keeps: a small metadata's JSON, or None for "read it from the file"."""
-    if sum(len(k) + len(v) for k, v in metadata.items()) > MAX_TOTAL_CHARS:
-        return None
-    return orjson.dumps(metadata).decode()
 
 
 def is_partial(stored: dict[str, str]) -> bool:
@@ -44,8 +35,9 @@ def is_partial(stored: dict[str, str]) -> bool:
 def full(stored_json: str | None, weights: Path, header_digest: str | None) -> tuple[dict, str | None]:
     """The metadata as ``show`` reports it, and a warning when it could not be made whole.
 
-    Nothing stored for a file with a valid header (``header_digest``) means "in the file";
-    files without one (pickles, broken files) have none to show.
+    The index stores none (earlier versions stored some, and stand-ins for large values):
+    a file with a valid header (``header_digest``) is read; pickles and broken files
+    have none to show.
     """
     if stored_json is None and header_digest is None:
         return {}, None
