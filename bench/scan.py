@@ -475,7 +475,7 @@ def build_search_index(lib_root: Path, root: Path, rows: int) -> Path:
     The copies keep each row's text but vary path, name and trigger words (from a
     vocabulary, so term frequencies stay realistic); every other column, the
     stored forms included, is the scanned row's. The FTS triggers index them as a
-    scan would; each copy has its row of ``header_metadata`` too, as a scan writes it.
+    scan would; ``header_metadata`` rows, which a scan no longer writes, are copied too.
     Reused while it holds the wanted row count and was copied from the same rows
     stored the same way (a change to the stored forms or the schema builds it again).
     """
@@ -509,7 +509,8 @@ def build_search_index(lib_root: Path, root: Path, rows: int) -> Path:
                 batch.append([new[c] for c in cols])
             dst.executemany(sql, batch)
             dst.executemany("insert into header_metadata (path, metadata) values (?, ?)",
-                            ([f"copy{k}/{row['path']}", metas.get(row["path"])] for row in base[:needed]))
+                            ([f"copy{k}/{row['path']}", metas[row["path"]]]
+                             for row in base[:needed] if row["path"] in metas))
             needed -= len(batch)
     dst.close()
     marker.write_text(json.dumps({"source": source}))
