@@ -1,8 +1,10 @@
-"""The index stores bounded header metadata; ``show`` still reports all of it."""
+"""The index keeps no header metadata; ``show`` reads all of it from the file."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from catalog.index.library import Library
 from catalog.index.stored_metadata import MARK
@@ -38,16 +40,6 @@ def test_large_metadata_values_do_not_grow_the_index_and_show_reads_them_back(tm
     assert (root / ".lutnav" / "catalog.db").stat().st_size < len(freq)
 
 
-def test_many_small_keys_are_bounded_too(tmp_path):
-    root = tmp_path / "loras"
-    meta = {f"key_{i}": "v" * 1000 for i in range(2000)}  # 2 MB in small values
-    write_kohya(root / "style" / "keys" / "keys.safetensors", metadata=meta)
-    lib = Library(root)
-    lib.scan_all()
-    assert _stored_chars(lib) == 0
-    assert lib.details("keys").metadata == meta
-
-
 def test_a_file_changed_since_the_scan_says_so_instead_of_mixing_versions(tmp_path):
     root = tmp_path / "loras"
     path = write_kohya(root / "style" / "big" / "big.safetensors", metadata={"ss_tag_frequency": _freq(BIG)})
@@ -58,27 +50,21 @@ def test_a_file_changed_since_the_scan_says_so_instead_of_mixing_versions(tmp_pa
     assert any("run `lutnav scan`" in w for w in info.warnings)
 
 
-def test_an_ordinary_kohya_header_is_a_stand_in_and_show_gives_it_whole(tmp_path):
-    """A few KB of ``ss_*`` keys per file is gigabytes at a million entries: the file keeps them."""
+@pytest.mark.parametrize("meta", [
+    {"ss_output_name": "ink", "ss_network_dim": "8", "modelspec.title": "Ink"},  # small
+    # a few KB of ``ss_*`` keys, as sd-scripts writes: gigabytes at a million entries
+    {**{f"ss_key_{i}": f"value {i} " * 8 for i in range(40)},
+     "ss_tag_frequency": json.dumps({"10_ink": {f"tag_{i}": i for i in range(300)}})},
+    {f"key_{i}": "v" * 1000 for i in range(2000)},  # 2 MB in small values
+], ids=["small", "kohya", "many-keys"])
+def test_the_index_keeps_no_metadata_and_show_reads_it_whole_from_the_file(tmp_path, meta):
     root = tmp_path / "loras"
-    meta = {f"ss_key_{i}": f"value {i} " * 8 for i in range(40)}  # about 3 KB, as sd-scripts writes
-    meta["ss_tag_frequency"] = json.dumps({"10_ink": {f"tag_{i}": i for i in range(300)}})
     write_kohya(root / "style" / "ink" / "ink.safetensors", metadata=meta)
     lib = Library(root)
     lib.scan_all()
     assert _stored_chars(lib) == 0
     assert lib.details("ink").metadata == meta
     assert json.loads(run(root, "show", "ink", "--json").output)["metadata"] == meta
-
-
-def test_small_metadata_is_shown_from_the_file_too(tmp_path):
-    root = tmp_path / "loras"
-    meta = {"ss_output_name": "ink", "ss_network_dim": "8", "modelspec.title": "Ink"}
-    write_kohya(root / "style" / "ink" / "ink.safetensors", metadata=meta)
-    lib = Library(root)
-    lib.scan_all()
-    assert _stored_chars(lib) == 0
-    assert lib.details("ink").metadata == meta
 
 
 def test_metadata_an_older_index_stored_is_dropped_by_the_next_scan_of_the_file(tmp_path):
