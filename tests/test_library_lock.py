@@ -8,6 +8,8 @@ import select
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,18 @@ def _first_stderr_line(proc: subprocess.Popen) -> str:
     return proc.stderr.readline().strip()
 
 
+@contextmanager
+def _scan_waiting(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen, str]]:
+    """A scanned library whose lock this process holds, and a ``lutnav scan`` waiting on it
+    (with the first line it said); the lock is released on leaving."""
+    root = _lib(tmp_path)
+    holder = Library(root)
+    holder.scan_all()
+    with holder.lock():
+        proc = _start(root, "scan")
+        yield root, proc, _first_stderr_line(proc)
+
+
 def test_readers_do_not_wait_for_a_running_scan(tmp_path):
     root = _lib(tmp_path)
     holder = Library(root)
@@ -56,12 +70,7 @@ def test_readers_do_not_wait_for_a_running_scan(tmp_path):
 
 
 def test_a_writer_says_who_it_waits_for_then_goes_on(tmp_path):
-    root = _lib(tmp_path)
-    holder = Library(root)
-    holder.scan_all()
-    with holder.lock():
-        proc = _start(root, "scan")
-        line = _first_stderr_line(proc)
+    with _scan_waiting(tmp_path) as (_, proc, line):
         assert line == f"another lutnav (pid {os.getpid()}) is scanning — waiting; Ctrl-C to stop"
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -69,12 +78,8 @@ def test_a_writer_says_who_it_waits_for_then_goes_on(tmp_path):
 
 
 def test_ctrl_c_while_waiting_ends_with_one_line(tmp_path):
-    root = _lib(tmp_path)
-    holder = Library(root)
-    holder.scan_all()
-    with holder.lock():
-        proc = _start(root, "scan")
-        assert "waiting" in _first_stderr_line(proc)
+    with _scan_waiting(tmp_path) as (_, proc, line):
+        assert "waiting" in line
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
@@ -112,11 +117,7 @@ def test_a_lock_file_planted_as_a_link_is_never_written_through(tmp_path):
 
 
 def test_the_holder_pid_is_written_cleanly_after_a_wait(tmp_path):
-    root = _lib(tmp_path)
-    holder = Library(root)
-    holder.scan_all()
-    with holder.lock():
-        proc = _start(root, "scan")
-        assert "waiting" in _first_stderr_line(proc)
+    with _scan_waiting(tmp_path) as (root, proc, line):
+        assert "waiting" in line
     proc.communicate(timeout=120)
     assert (root / ".lutnav" / "lock").read_text() == str(proc.pid)
