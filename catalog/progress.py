@@ -10,7 +10,7 @@ steps, and a test or a script that does not care calls :func:`finish`.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -40,23 +40,37 @@ class Progress:
 Work = Generator[Progress, None, T]
 
 
+def drive(work: Generator[P, None, T], on_step: Callable[[P], object],
+          cancel: Callable[[], bool] | None = None) -> T | None:
+    """The one loop over long work: hand each step to ``on_step``; the work's result.
+
+    ``cancel`` is asked between steps; when it says so the work is closed (its
+    ``finally`` blocks and temp-file cleanup run) and the result is ``None``.
+    """
+    while True:
+        try:
+            step = next(work)
+        except StopIteration as stop:
+            return stop.value
+        on_step(step)
+        if cancel is not None and cancel():
+            work.close()
+            return None
+
+
 def collect(work: Generator[P, None, T]) -> tuple[list[P], T]:
     """Every step ``work`` yields, and its result: for scripts and tests that look at the steps."""
     steps: list[P] = []
-    while True:
-        try:
-            steps.append(next(work))
-        except StopIteration as stop:
-            return steps, stop.value
+    return steps, drive(work, steps.append)
 
 
 def finish(work: Generator[object, None, T]) -> T:
     """Run ``work`` to its end without showing anything; its result."""
-    while True:
-        try:
-            next(work)
-        except StopIteration as stop:
-            return stop.value
+    return drive(work, _ignore)
+
+
+def _ignore(step: object) -> None:
+    pass
 
 
 def within(work: Work[T], before: int, total: int | None) -> Work[T]:

@@ -13,7 +13,7 @@ from typing import TextIO, TypeVar
 import click
 import orjson
 
-from catalog.progress import Progress, Work
+from catalog.progress import Progress, Work, drive
 
 T = TypeVar("T")
 
@@ -152,12 +152,7 @@ def run_with_progress(work: Work[T], label: str, *, log: bool = False,
     global _shown
     outer, _shown = _shown, bar
     try:
-        while True:
-            try:
-                step = next(work)
-            except StopIteration as stop:
-                return stop.value
-            bar.show(step)
+        return drive(work, bar.show)
     finally:
         _shown = outer
         bar.close()

@@ -188,6 +188,6 @@ def test_only_the_cli_renderer_and_the_tui_draw_progress():
     background = (ROOT / "lutnav/tui/background.py").read_text("utf-8")
     assert "jobs.scan(" in background and "jobs.preview(" in background
     jobs = (ROOT / "lutnav/tui/jobs.py").read_text("utf-8")
-    assert jobs.count("next(") == 1  # inside follow: every TUI job runs through it
+    assert jobs.count("drive(") == 1  # inside follow: every TUI job runs through it
     assert "disable_progress_bars()" in (ROOT / "lutnav/pull/hub.py").read_text("utf-8")
 

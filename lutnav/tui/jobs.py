@@ -12,7 +12,7 @@ from pathlib import Path
 
 from catalog.index.library import Library
 from catalog.index.scan import ScanSummary
-from catalog.progress import Progress, T, Work
+from catalog.progress import Progress, T, Work, drive
 
 OnStep = Callable[[Progress], None]
 
@@ -65,13 +65,6 @@ def follow(work: Work[T], on_step: OnStep, cancel: Callable[[], bool] | None = N
     its own test and none here.
     """
     try:
-        while True:
-            try:
-                step = next(work)
-            except StopIteration as stop:
-                return stop.value
-            on_step(step)
-            if cancel is not None and cancel():
-                return None
+        return drive(work, on_step, cancel)
     finally:
         work.close()
